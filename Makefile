@@ -1,0 +1,80 @@
+# retrysafe - see README.md. `make` builds the shim and the tool,
+# `make test` runs every test, `make demo` shows the problem and the fix.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+BUILD   := build
+
+WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
+              -DRETRYSAFE_VERSION='"$(VERSION)"' \
+              -DRETRYSAFE_LIBDIR='"$(PREFIX)/lib/retrysafe"' $(CFLAGS)
+LIBS    := -lcrypto -lpthread -ldl
+
+# The core: every module the shim and the tool share. Hooks, the fd table
+# and the real-symbol lookup exist only in the preloaded library.
+SHIM_ONLY := src/hooks.c src/conn.c src/real.c src/shim.c
+CORE_SRC  := $(filter-out $(SHIM_ONLY),$(wildcard src/*.c))
+CORE_OBJ  := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+SHIM_OBJ  := $(SHIM_ONLY:src/%.c=$(BUILD)/obj/%.o)
+
+CHECK_FLAGS := $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck)
+UNIT_SRC    := $(wildcard tests/unit/*.c)
+
+CLIENT_SRC  := $(wildcard tests/integration/clients/*.c)
+CLIENT_BIN  := $(CLIENT_SRC:tests/integration/clients/%.c=$(BUILD)/clients/%)
+
+.PHONY: all test unit integration demo bench install clean
+all: $(BUILD)/libretrysafe.so $(BUILD)/retrysafe
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj $(BUILD)/clients $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/libretrysafe-core.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# Only the hook symbols are exported (src/exports.map); the core stays
+# hidden so the host's own symbols are never replaced by ours.
+$(BUILD)/libretrysafe.so: $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a src/exports.map
+	$(CC) -shared -o $@ $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a \
+	    -Wl,--version-script=src/exports.map -Wl,-z,nodelete $(LIBS)
+
+$(BUILD)/retrysafe: $(wildcard tools/*.c tools/*.h) $(BUILD)/libretrysafe-core.a $(wildcard src/*.h)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $(wildcard tools/*.c) $(BUILD)/libretrysafe-core.a $(LIBS)
+
+$(BUILD)/tests/unit: $(UNIT_SRC) $(BUILD)/libretrysafe-core.a | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(BUILD)/libretrysafe-core.a \
+	    $(CHECK_FLAGS) $(LIBS)
+
+$(BUILD)/clients/%: tests/integration/clients/%.c | $(BUILD)/clients
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lcurl -lpthread
+
+unit: $(BUILD)/tests/unit
+	$(BUILD)/tests/unit
+
+integration: all $(CLIENT_BIN)
+	python3 tests/integration/run.py
+
+# Runs the unit suites and the integration suite and ends with one summary
+# line over both.
+test: all $(BUILD)/tests/unit $(CLIENT_BIN)
+	tests/run-all
+
+demo: all
+	python3 tests/demo/demo.py
+
+bench: all $(CLIENT_BIN)
+	python3 tests/bench/bench.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/retrysafe
+	install -m 0755 $(BUILD)/retrysafe $(DESTDIR)$(PREFIX)/bin/retrysafe
+	install -m 0755 $(BUILD)/libretrysafe.so $(DESTDIR)$(PREFIX)/lib/retrysafe/libretrysafe.so
+
+clean:
+	rm -rf $(BUILD)

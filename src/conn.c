@@ -1,0 +1,322 @@
+/* conn.c - fd numbers to tracked connections, and their lifetime. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+
+/* fds past this are never tracked (they pass through untouched). */
+#define CONN_MAX_FDS (1 << 20)
+#define CONN_STRIPES 64
+
+struct conn **conn_table;
+int conn_table_size;
+int conn_answers_pending;
+
+/* Taking a reference and clearing a slot happen under the slot's stripe
+ * lock, so a reference is never taken on a connection being freed. */
+static pthread_mutex_t stripes[CONN_STRIPES];
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *live;
+
+static pthread_mutex_t *stripe(int fd)
+{
+    return &stripes[(unsigned)fd % CONN_STRIPES];
+}
+
+int conn_table_init(void)
+{
+    struct rlimit rl;
+    rlim_t size = CONN_MAX_FDS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+        rl.rlim_max < size)
+        size = rl.rlim_max < 1024 ? 1024 : rl.rlim_max;
+    for (int i = 0; i < CONN_STRIPES; i++)
+        pthread_mutex_init(&stripes[i], NULL);
+    /* Reserved, not committed: pages appear only where fds are tracked. */
+    void *table = mmap(NULL, (size_t)size * sizeof(struct conn *),
+                       PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (table == MAP_FAILED)
+        return -1;
+    conn_table_size = (int)size;
+    __atomic_store_n(&conn_table, (struct conn **)table, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void peer_string(const struct sockaddr *sa, char *out, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(out, size, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, size, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    }
+}
+
+static void live_add(struct conn *c)
+{
+    pthread_mutex_lock(&live_lock);
+    c->next_live = live;
+    if (live)
+        live->prev_live = c;
+    live = c;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_remove(struct conn *c)
+{
+    pthread_mutex_lock(&live_lock);
+    if (c->prev_live)
+        c->prev_live->next_live = c->next_live;
+    else
+        live = c->next_live;
+    if (c->next_live)
+        c->next_live->prev_live = c->prev_live;
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* Puts c (or NULL) in fd's slot; returns what was there. The caller's
+ * reference on c passes to the table. */
+static struct conn *slot_swap(int fd, struct conn *c)
+{
+    pthread_mutex_lock(stripe(fd));
+    struct conn *old = conn_table[fd];
+    __atomic_store_n(&conn_table[fd], c, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(stripe(fd));
+    return old;
+}
+
+struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
+                        const struct outbound_env *env)
+{
+    (void)peer_len;
+    if (!conn_table || fd < 0 || fd >= conn_table_size)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return NULL;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->refs = 2; /* the table's and the caller's */
+    c->dev = st.st_dev;
+    c->ino = st.st_ino;
+    pthread_mutex_init(&c->out_lock, NULL);
+    pthread_mutex_init(&c->in_lock, NULL);
+    for (int i = 0; i < CONN_EPOLL_SLOTS; i++)
+        c->epoll[i].epfd = -1;
+    char peer_text[64];
+    peer_string(peer, peer_text, sizeof(peer_text));
+    outbound_init(&c->out, env, 0, peer_text);
+    live_add(c);
+    struct conn *old = slot_swap(fd, c);
+    if (old)
+        conn_release(old);
+    return c;
+}
+
+struct conn *conn_acquire(int fd)
+{
+    if (!conn_maybe_tracked(fd))
+        return NULL;
+    pthread_mutex_lock(stripe(fd));
+    struct conn *c = conn_table[fd];
+    if (c)
+        __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_unlock(stripe(fd));
+    return c;
+}
+
+void conn_release(struct conn *c)
+{
+    if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    live_remove(c);
+    if (c->has_answer)
+        __atomic_sub_fetch(&conn_answers_pending, 1, __ATOMIC_ACQ_REL);
+    outbound_free(&c->out);
+    buf_free(&c->answer);
+    pthread_mutex_destroy(&c->out_lock);
+    pthread_mutex_destroy(&c->in_lock);
+    free(c);
+}
+
+int conn_same_socket(const struct conn *c, int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino;
+}
+
+void conn_forget(int fd)
+{
+    if (!conn_maybe_tracked(fd))
+        return;
+    conn_release(slot_swap(fd, NULL));
+}
+
+void conn_forget_range(unsigned first, unsigned last)
+{
+    if (!conn_table)
+        return;
+    if (last >= (unsigned)conn_table_size)
+        last = (unsigned)conn_table_size - 1;
+    for (unsigned fd = first; fd <= last && fd >= first; fd++)
+        conn_forget((int)fd);
+}
+
+void conn_dup(int oldfd, int newfd)
+{
+    if (!conn_table || newfd < 0 || newfd >= conn_table_size)
+        return;
+    struct conn *c = conn_acquire(oldfd);
+    /* Our reference on c (or NULL, for an untracked oldfd) goes to newfd's
+     * slot; whatever newfd named before was closed by the dup. */
+    conn_release(slot_swap(newfd, c));
+}
+
+/* ---- synthetic answers ------------------------------------------------ */
+
+int conn_add_answer(struct conn *c, const char *bytes, size_t len)
+{
+    pthread_mutex_lock(&c->in_lock);
+    if (c->answer_off == c->answer.len) {
+        c->answer.len = 0;
+        c->answer_off = 0;
+    }
+    int rc = buf_append(&c->answer, bytes, len);
+    if (rc == 0 && !c->has_answer) {
+        __atomic_store_n(&c->has_answer, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&conn_answers_pending, 1, __ATOMIC_ACQ_REL);
+    }
+    pthread_mutex_unlock(&c->in_lock);
+    return rc;
+}
+
+size_t conn_take_answer(struct conn *c, const struct iovec *iov, int iovcnt, int peek)
+{
+    size_t copied = 0;
+    pthread_mutex_lock(&c->in_lock);
+    size_t off = c->answer_off;
+    for (int i = 0; i < iovcnt && off < c->answer.len; i++) {
+        size_t n = c->answer.len - off;
+        if (n > iov[i].iov_len)
+            n = iov[i].iov_len;
+        memcpy(iov[i].iov_base, c->answer.data + off, n);
+        off += n;
+        copied += n;
+    }
+    if (!peek) {
+        c->answer_off = off;
+        if (off == c->answer.len && c->has_answer) {
+            buf_reset(&c->answer, 4096);
+            c->answer_off = 0;
+            __atomic_store_n(&c->has_answer, 0, __ATOMIC_RELEASE);
+            __atomic_sub_fetch(&conn_answers_pending, 1, __ATOMIC_ACQ_REL);
+        }
+    }
+    pthread_mutex_unlock(&c->in_lock);
+    return copied;
+}
+
+int conn_has_answer(int fd)
+{
+    struct conn *c = conn_acquire(fd);
+    if (!c)
+        return 0;
+    int has = __atomic_load_n(&c->has_answer, __ATOMIC_ACQUIRE);
+    conn_release(c);
+    return has;
+}
+
+/* ---- epoll registrations, so epoll_wait can report answers ------------- */
+
+void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event)
+{
+    struct conn *c = conn_acquire(fd);
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->in_lock);
+    struct conn_epoll *slot = NULL, *free_slot = NULL;
+    for (int i = 0; i < CONN_EPOLL_SLOTS; i++) {
+        if (c->epoll[i].epfd == epfd)
+            slot = &c->epoll[i];
+        else if (c->epoll[i].epfd < 0 && !free_slot)
+            free_slot = &c->epoll[i];
+    }
+    if (op == EPOLL_CTL_DEL) {
+        if (slot)
+            slot->epfd = -1;
+    } else if (event) {
+        if (!slot)
+            slot = free_slot;
+        if (slot) {
+            slot->epfd = epfd;
+            slot->event = *event;
+        }
+    }
+    pthread_mutex_unlock(&c->in_lock);
+    conn_release(c);
+}
+
+int conn_epoll_answers(int epfd, struct epoll_event *events, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&live_lock);
+    for (struct conn *c = live; c && n < max; c = c->next_live) {
+        if (!__atomic_load_n(&c->has_answer, __ATOMIC_ACQUIRE))
+            continue;
+        pthread_mutex_lock(&c->in_lock);
+        for (int i = 0; i < CONN_EPOLL_SLOTS && n < max; i++) {
+            const struct conn_epoll *slot = &c->epoll[i];
+            if (slot->epfd == epfd && (slot->event.events & EPOLLIN)) {
+                events[n].events = EPOLLIN;
+                events[n].data = slot->event.data;
+                n++;
+            }
+        }
+        pthread_mutex_unlock(&c->in_lock);
+    }
+    pthread_mutex_unlock(&live_lock);
+    return n;
+}
+
+/* ---- fork --------------------------------------------------------------- */
+
+void conn_fork_prepare(void)
+{
+    pthread_mutex_lock(&live_lock);
+    for (int i = 0; i < CONN_STRIPES; i++)
+        pthread_mutex_lock(&stripes[i]);
+}
+
+void conn_fork_parent(void)
+{
+    for (int i = CONN_STRIPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&stripes[i]);
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* Other threads did not come along; a connection lock one of them held
+ * would stay held for ever. The child starts every lock afresh. */
+void conn_fork_child(void)
+{
+    for (int i = 0; i < CONN_STRIPES; i++)
+        pthread_mutex_init(&stripes[i], NULL);
+    for (struct conn *c = live; c; c = c->next_live) {
+        pthread_mutex_init(&c->out_lock, NULL);
+        pthread_mutex_init(&c->in_lock, NULL);
+    }
+    pthread_mutex_init(&live_lock, NULL);
+}

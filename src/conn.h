@@ -1,0 +1,97 @@
+/* conn.h - the table from fd numbers to tracked connections.
+ *
+ * One entry per fd of a connected AF_INET/AF_INET6 stream socket that the
+ * shim watches; dup'ed fds share their connection, as they share the
+ * socket. An untracked fd costs one load: conn_maybe_tracked().
+ *
+ * Lifetime: the table holds a reference for each fd that names a
+ * connection; conn_acquire() takes another under the fd's stripe lock, so a
+ * connection closed by one thread lives on until another thread that is
+ * still using it lets go.
+ */
+#ifndef RETRYSAFE_CONN_H
+#define RETRYSAFE_CONN_H
+
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "outbound.h"
+
+#define CONN_EPOLL_SLOTS 2
+
+struct conn_epoll {
+    int epfd;                  /* -1: slot free */
+    struct epoll_event event;
+};
+
+struct conn {
+    int refs;                  /* atomic */
+    dev_t dev;                 /* which socket: fd numbers get reused */
+    ino_t ino;
+
+    pthread_mutex_t out_lock;  /* guards out, fastopen_* */
+    struct outbound out;
+    int fastopen;              /* first send carries MSG_FASTOPEN and this address */
+    struct sockaddr_storage fastopen_addr;
+    socklen_t fastopen_len;
+
+    pthread_mutex_t in_lock;   /* guards answer, answer_off, epoll */
+    struct buf answer;         /* served to reads before the socket's bytes */
+    size_t answer_off;
+    int has_answer;            /* atomic: answer holds unread bytes */
+    struct conn_epoll epoll[CONN_EPOLL_SLOTS];
+
+    struct conn *next_live, *prev_live;  /* under the live-list lock */
+};
+
+extern struct conn **conn_table;
+extern int conn_table_size;
+/* How many connections hold a synthetic answer not read yet. */
+extern int conn_answers_pending;
+
+static inline int conn_maybe_tracked(int fd)
+{
+    struct conn **table = __atomic_load_n(&conn_table, __ATOMIC_ACQUIRE);
+    return table && (unsigned)fd < (unsigned)conn_table_size &&
+           __atomic_load_n(&table[fd], __ATOMIC_RELAXED) != NULL;
+}
+
+/* Creates the table. Returns 0 or -1. */
+int conn_table_init(void);
+
+/* Starts tracking fd (replacing whatever stale entry had its number) and
+ * returns it acquired, or NULL. */
+struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
+                        const struct outbound_env *env);
+struct conn *conn_acquire(int fd);
+void conn_release(struct conn *c);
+
+/* Whether fd still names the socket c was made for. */
+int conn_same_socket(const struct conn *c, int fd);
+
+/* fd was closed: forget it (its connection lives while other fds share it). */
+void conn_forget(int fd);
+/* newfd now names the same socket as oldfd. */
+void conn_dup(int oldfd, int newfd);
+/* fds first..last were closed. */
+void conn_forget_range(unsigned first, unsigned last);
+
+/* Makes bytes readable as if the server had sent them. */
+int conn_add_answer(struct conn *c, const char *bytes, size_t len);
+/* Copies pending answer bytes into iov. Returns the count, 0 if none. */
+size_t conn_take_answer(struct conn *c, const struct iovec *iov, int iovcnt, int peek);
+int conn_has_answer(int fd);
+
+void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event);
+/* Fills events with EPOLLIN for connections in epfd that hold an answer. */
+int conn_epoll_answers(int epfd, struct epoll_event *events, int max);
+
+/* Around fork(): the child must not inherit locks held by other threads. */
+void conn_fork_prepare(void);
+void conn_fork_parent(void);
+void conn_fork_child(void);
+
+#endif

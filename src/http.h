@@ -1,0 +1,133 @@
+/* http.h - incremental HTTP/1.1 request parser.
+ *
+ * Pure: bytes in, events out. No I/O, no globals, no knowledge of sockets.
+ * The caller feeds the bytes of one connection's outbound stream in order,
+ * in pieces of any size; the parser reports each request's line, headers,
+ * decoded body and end through callbacks. Events are the same however the
+ * stream is split (body data may arrive in more, smaller pieces).
+ *
+ * Offsets in events count bytes from the first byte of the current message,
+ * so a caller that keeps the raw message can find any line in it.
+ */
+#ifndef RETRYSAFE_HTTP_H
+#define RETRYSAFE_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A request head (request line plus headers) larger than this is refused:
+ * the parser reports an error and the caller passes the connection through. */
+#define HTTP_MAX_HEAD (64 * 1024)
+
+/* Callbacks return HTTP_CONTINUE, or HTTP_PAUSE to make http_req_feed return
+ * right after the bytes that produced the event. */
+enum { HTTP_CONTINUE = 0, HTTP_PAUSE = 1 };
+
+enum http_framing {
+    HTTP_BODY_NONE,    /* no body: neither Content-Length nor chunked */
+    HTTP_BODY_LENGTH,  /* Content-Length bytes follow the head */
+    HTTP_BODY_CHUNKED  /* Transfer-Encoding: chunked */
+};
+
+struct http_head_info {
+    enum http_framing framing;
+    uint64_t content_length;  /* valid when framing == HTTP_BODY_LENGTH */
+    size_t blank_line_start;  /* offset of the empty line that ends the head */
+    size_t head_len;          /* offset of the first body byte */
+    int upgrade;              /* CONNECT, or an Upgrade header: after this
+                                 message the stream is no longer HTTP */
+};
+
+struct http_req_callbacks {
+    /* method and target point into the parser's or caller's memory and are
+     * valid only during the call. version is 10 or 11. */
+    int (*on_request_line)(void *ctx, const char *method, size_t method_len,
+                           const char *target, size_t target_len, int version);
+    /* value has leading and trailing whitespace removed. line_start and
+     * line_len locate the whole header line, terminator included. */
+    int (*on_header)(void *ctx, const char *name, size_t name_len,
+                     const char *value, size_t value_len,
+                     size_t line_start, size_t line_len);
+    int (*on_headers_complete)(void *ctx, const struct http_head_info *info);
+    /* Decoded body bytes (chunk framing removed). */
+    int (*on_body)(void *ctx, const char *data, size_t len);
+    /* message_len counts every raw byte of the message, trailers included. */
+    int (*on_message_complete)(void *ctx, size_t message_len);
+};
+
+enum http_req_state {
+    HTTP_REQ_LINE,       /* before or inside a request line */
+    HTTP_REQ_HEADERS,
+    HTTP_REQ_BODY,       /* Content-Length body */
+    HTTP_REQ_CHUNK_SIZE,
+    HTTP_REQ_CHUNK_DATA,
+    HTTP_REQ_CHUNK_DATA_END, /* the CRLF after chunk data */
+    HTTP_REQ_TRAILERS,
+    HTTP_REQ_TUNNEL,     /* after CONNECT or Upgrade: not HTTP any more */
+    HTTP_REQ_ERROR       /* malformed input: not HTTP, stays here */
+};
+
+struct http_req_parser {
+    enum http_req_state state;
+    const struct http_req_callbacks *cb;
+    void *ctx;
+
+    size_t message_offset;  /* raw bytes of the current message consumed */
+    uint64_t remaining;     /* body or chunk bytes still expected */
+
+    /* Framing learnt from the headers of the current message. */
+    int seen_content_length;
+    uint64_t content_length;
+    int seen_transfer_encoding;
+    int chunked;
+    int upgrade;
+    int is_connect;
+
+    /* A line that arrived in pieces, kept until its terminator arrives. */
+    char *line;
+    size_t line_len;
+    size_t line_cap;
+    size_t line_start;       /* message offset of the buffered line */
+
+    const char *error;       /* why the parser entered HTTP_REQ_ERROR */
+};
+
+void http_req_init(struct http_req_parser *p,
+                   const struct http_req_callbacks *cb, void *ctx);
+void http_req_free(struct http_req_parser *p);
+
+/* Consumes bytes of the stream; returns how many. Fewer than len means a
+ * callback paused, or the parser is in HTTP_REQ_ERROR or HTTP_REQ_TUNNEL
+ * (then it consumes nothing more). A paused parser resumes at the next feed,
+ * which must start with the first unconsumed byte. */
+size_t http_req_feed(struct http_req_parser *p, const char *data, size_t len);
+
+static inline int http_req_failed(const struct http_req_parser *p)
+{
+    return p->state == HTTP_REQ_ERROR;
+}
+
+static inline int http_req_is_tunnel(const struct http_req_parser *p)
+{
+    return p->state == HTTP_REQ_TUNNEL;
+}
+
+/* True between messages: no byte of a next request consumed yet. */
+static inline int http_req_idle(const struct http_req_parser *p)
+{
+    return p->state == HTTP_REQ_LINE && p->message_offset == 0;
+}
+
+/* Splits a request target into authority and path-with-query.
+ * origin-form "/p?q" gives no authority and path "/p?q"; absolute-form
+ * "http://Host:8080/p?q" gives authority "Host:8080" and path "/p?q" ("/" if
+ * empty). Sets *is_tls for an https scheme. Pointers point into target.
+ * Returns 0, or -1 for a target that is neither. */
+int http_split_target(const char *target, size_t len,
+                      const char **authority, size_t *authority_len,
+                      const char **path, size_t *path_len, int *is_tls);
+
+/* Case-insensitive comparison of a header name with a NUL-terminated one. */
+int http_name_equals(const char *name, size_t len, const char *want);
+
+#endif

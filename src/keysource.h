@@ -1,0 +1,15 @@
+/* keysource.h - the key context for a configuration: keyed with
+ * RETRYSAFE_SECRET, or with the user's generated secret file. Shared by the
+ * shim and the tool so both derive the same keys. */
+#ifndef RETRYSAFE_KEYSOURCE_H
+#define RETRYSAFE_KEYSOURCE_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "key.h"
+
+/* NULL on failure, with the reason in err. */
+struct key_ctx *keysource_open(const struct config *cfg, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,568 @@
+/* outbound.c - request assembly, the tag decision, and byte accounting.
+ *
+ * Each request goes through these states:
+ *   FRESH      between requests
+ *   UNDECIDED  bytes held while the request line and headers arrive
+ *   PASS       not ours: the rest of the request goes straight out
+ *   TAG        ours: held until complete, then sent with the key added
+ * A request is passed on as soon as something rules it out (its method, its
+ * host, an application key, a body over the limit). Bytes that are not HTTP
+ * switch the connection to pass-through for good.
+ *
+ * Within one call, what is to be sent is collected as an iovec list (struct
+ * emit) that points into the caller's buffer or into our own, and goes out
+ * in one real send. What the socket does not take is copied to the queue.
+ */
+#include "outbound.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Held requests keep at most this much memory once they are done. */
+#define OUTBOUND_KEEP (64 * 1024)
+#define EMIT_MAX 16
+
+struct emit {
+    struct iovec iov[EMIT_MAX];
+    int cnt;
+    int internal;      /* an entry points into our own buffers */
+    int must_flush;
+};
+
+/* Set for the duration of one outbound_write: the callbacks need them. */
+struct outbound_call {
+    struct outbound *ob;
+    const struct outbound_io *io;
+};
+
+static const struct http_req_callbacks request_callbacks;
+
+void outbound_init(struct outbound *ob, const struct outbound_env *env,
+                   int tls, const char *peer)
+{
+    memset(ob, 0, sizeof(*ob));
+    ob->env = env;
+    ob->tls = tls;
+    snprintf(ob->peer, sizeof(ob->peer), "%s", peer ? peer : "");
+    http_req_init(&ob->parser, &request_callbacks, NULL);
+    ob->msg = OUTBOUND_FRESH;
+}
+
+void outbound_free(struct outbound *ob)
+{
+    http_req_free(&ob->parser);
+    buf_free(&ob->head);
+    buf_free(&ob->body);
+    buf_free(&ob->queue);
+}
+
+int outbound_idle(const struct outbound *ob)
+{
+    return ob->msg == OUTBOUND_FRESH && ob->queue.len == 0 && ob->held == 0;
+}
+
+/* ---- the decision, made from parser events ---------------------------- */
+
+static int decide_pass(struct outbound *ob, const char *why)
+{
+    if (log_enabled(CONFIG_LOG_DEBUG))
+        log_msg(CONFIG_LOG_DEBUG, "request passed through untagged: %s", why);
+    ob->msg = OUTBOUND_PASS;
+    return HTTP_PAUSE;
+}
+
+static int match_authority(struct outbound *ob)
+{
+    const char *host;
+    size_t host_len;
+    int port;
+    if (key_split_authority(ob->authority, ob->authority_len, ob->tls ? 443 : 80,
+                            &host, &host_len, &port) != 0)
+        return 0;
+    ob->host = config_match_host(ob->env->cfg, host, host_len, port);
+    return ob->host != NULL;
+}
+
+static int set_authority(struct outbound *ob, const char *s, size_t len)
+{
+    if (len == 0 || len > sizeof(ob->authority))
+        return -1;
+    memcpy(ob->authority, s, len);
+    ob->authority_len = len;
+    return 0;
+}
+
+static int on_request_line(void *ctx, const char *method, size_t method_len,
+                           const char *target, size_t target_len, int version)
+{
+    struct outbound *ob = ((struct outbound_call *)ctx)->ob;
+    (void)version;
+    ob->method_len = method_len;
+    ob->target_len = target_len;
+    if (!config_method_enabled(ob->env->cfg, method, method_len))
+        return decide_pass(ob, "method not enabled");
+
+    const char *authority, *path;
+    size_t authority_len, path_len;
+    int tls;
+    if (http_split_target(target, target_len, &authority, &authority_len,
+                          &path, &path_len, &tls) != 0)
+        return decide_pass(ob, "request target not understood");
+    if (!authority)
+        return HTTP_CONTINUE;
+    /* absolute-form, as sent to a forward proxy: the target names the host
+     * and any Host header is to be ignored (RFC 9112, 3.2.2). */
+    ob->authority_from_target = 1;
+    if (set_authority(ob, authority, authority_len) != 0 || !match_authority(ob))
+        return decide_pass(ob, "host not enabled");
+    return HTTP_CONTINUE;
+}
+
+static void note_key_headers(struct outbound *ob, const char *name, size_t len)
+{
+    const struct config *cfg = ob->env->cfg;
+    for (size_t i = 0; i < cfg->n_header_names && i < 32; i++)
+        if (http_name_equals(name, len, cfg->header_names[i]))
+            ob->app_header_mask |= 1u << i;
+}
+
+static int on_header(void *ctx, const char *name, size_t name_len,
+                     const char *value, size_t value_len,
+                     size_t line_start, size_t line_len)
+{
+    struct outbound *ob = ((struct outbound_call *)ctx)->ob;
+    if (ob->msg == OUTBOUND_PASS)
+        return HTTP_CONTINUE;
+    note_key_headers(ob, name, name_len);
+    if (http_name_equals(name, name_len, "Expect")) {
+        if (value_len == 12 && http_name_equals(value, value_len, "100-continue")) {
+            ob->expect_start = line_start;
+            ob->expect_len = line_len;
+        }
+        return HTTP_CONTINUE;
+    }
+    if (!http_name_equals(name, name_len, "Host") || ob->authority_from_target)
+        return HTTP_CONTINUE;
+    if (ob->authority_len)
+        return decide_pass(ob, "more than one Host header");
+    if (set_authority(ob, value, value_len) != 0 || !match_authority(ob))
+        return decide_pass(ob, "host not enabled");
+    return HTTP_CONTINUE;
+}
+
+static int answer_continue(struct outbound_call *call)
+{
+    static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    return call->io->answer(call->io->ctx, continue_line, sizeof(continue_line) - 1);
+}
+
+static int on_headers_complete(void *ctx, const struct http_head_info *info)
+{
+    struct outbound_call *call = ctx;
+    struct outbound *ob = call->ob;
+    const struct config *cfg = ob->env->cfg;
+
+    ob->info = *info;
+    if (ob->msg == OUTBOUND_PASS)
+        return HTTP_CONTINUE;
+    if (!ob->authority_len) {
+        /* HTTP/1.0 without Host: the peer address is all there is. */
+        if (set_authority(ob, ob->peer, strlen(ob->peer)) != 0 || !match_authority(ob))
+            return decide_pass(ob, "no Host header and peer not enabled");
+    }
+    if (ob->app_header_mask & (1u << ob->host->header_index))
+        return decide_pass(ob, "the application sent its own key");
+    if (!ob->env->keys)
+        return decide_pass(ob, "no secret to derive keys with");
+    if (info->framing == HTTP_BODY_LENGTH && info->content_length > cfg->max_body) {
+        log_msg(CONFIG_LOG_WARN, "request body of %llu bytes is over RETRYSAFE_MAX_BODY; "
+                "sent untagged", (unsigned long long)info->content_length);
+        return decide_pass(ob, "body over the limit");
+    }
+    ob->msg = OUTBOUND_TAG;
+
+    /* The key needs the whole body, so the head cannot go out before the
+     * body arrives; a client waiting for 100 Continue would stall. Answer it
+     * here, and drop the Expect line so the server sends no 100 of its own. */
+    int has_body = info->framing == HTTP_BODY_CHUNKED ||
+                   (info->framing == HTTP_BODY_LENGTH && info->content_length > 0);
+    if (ob->expect_len && has_body && answer_continue(call) == 0)
+        ob->expect_answered = 1;
+    return HTTP_CONTINUE;
+}
+
+static int on_body(void *ctx, const char *data, size_t len)
+{
+    struct outbound *ob = ((struct outbound_call *)ctx)->ob;
+    if (ob->msg != OUTBOUND_TAG || ob->info.framing != HTTP_BODY_CHUNKED)
+        return HTTP_CONTINUE;
+    if (ob->body.len + len > ob->env->cfg->max_body) {
+        log_msg(CONFIG_LOG_WARN, "chunked request body is over RETRYSAFE_MAX_BODY; sent untagged");
+        return decide_pass(ob, "body over the limit");
+    }
+    if (buf_append(&ob->body, data, len) != 0)
+        return decide_pass(ob, "out of memory");
+    return HTTP_CONTINUE;
+}
+
+static int on_message_complete(void *ctx, size_t message_len)
+{
+    struct outbound *ob = ((struct outbound_call *)ctx)->ob;
+    ob->message_complete = 1;
+    ob->message_len = message_len;
+    return HTTP_PAUSE;
+}
+
+static const struct http_req_callbacks request_callbacks = {
+    .on_request_line = on_request_line,
+    .on_header = on_header,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- emitting and sending --------------------------------------------- */
+
+static void emit_add(struct emit *e, const char *p, size_t len, int internal)
+{
+    if (len == 0)
+        return;
+    if (!internal && e->cnt > 0) {
+        struct iovec *last = &e->iov[e->cnt - 1];
+        if ((const char *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            return;
+        }
+    }
+    e->iov[e->cnt].iov_base = (void *)p;
+    e->iov[e->cnt].iov_len = len;
+    e->cnt++;
+    e->internal |= internal;
+    if (e->cnt >= EMIT_MAX - 4)
+        e->must_flush = 1;
+}
+
+/* Sends iov[*first..cnt) until the socket takes no more, advancing *first
+ * and trimming the first unsent entry. Returns 0 when all went out, else -1
+ * with the send's errno. */
+static int send_all(const struct outbound_io *io, struct iovec *iov, int cnt, int *first)
+{
+    int i = *first;
+    while (i < cnt) {
+        ssize_t r = io->send(io->ctx, iov + i, cnt - i);
+        if (r < 0)
+            break;
+        size_t sent = (size_t)r;
+        while (i < cnt && sent >= iov[i].iov_len)
+            sent -= iov[i++].iov_len;
+        if (i < cnt) {
+            iov[i].iov_base = (char *)iov[i].iov_base + sent;
+            iov[i].iov_len -= sent;
+        }
+    }
+    *first = i;
+    return i < cnt ? -1 : 0;
+}
+
+static int queue_rest(struct outbound *ob, const struct iovec *iov, int first, int cnt)
+{
+    size_t before = ob->queue.len;
+    for (int i = first; i < cnt; i++)
+        if (buf_append(&ob->queue, iov[i].iov_base, iov[i].iov_len) != 0) {
+            ob->queue.len = before;
+            return -1;
+        }
+    return 0;
+}
+
+/* No memory to keep what the socket did not take: wait it out rather than
+ * lose it. A broken connection takes the bytes with it. */
+static void send_waiting(const struct outbound_io *io, struct iovec *iov, int cnt, int first)
+{
+    while (send_all(io, iov, cnt, &first) != 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return;
+        io->wait_writable(io->ctx);
+    }
+}
+
+/* Sends e. Whatever the socket does not take is copied to the queue; returns
+ * -1 with the send's errno in that case. */
+static int emit_flush(struct outbound *ob, struct emit *e, const struct outbound_io *io)
+{
+    int first = 0, rc = 0;
+    if (e->cnt && send_all(io, e->iov, e->cnt, &first) != 0) {
+        int saved = errno;
+        if (queue_rest(ob, e->iov, first, e->cnt) == 0) {
+            rc = -1;
+        } else {
+            send_waiting(io, e->iov, e->cnt, first);
+        }
+        errno = saved;
+    }
+    e->cnt = 0;
+    e->internal = 0;
+    e->must_flush = 0;
+    return rc;
+}
+
+static int queue_flush(struct outbound *ob, const struct outbound_io *io)
+{
+    struct iovec iov = { ob->queue.data, ob->queue.len };
+    int first = 0;
+    int rc = send_all(io, &iov, 1, &first);
+    int saved = errno;
+    buf_consume(&ob->queue, ob->queue.len - (first ? 0 : iov.iov_len));
+    if (rc == 0)
+        buf_reset(&ob->queue, OUTBOUND_KEEP);
+    errno = saved;
+    return rc;
+}
+
+/* The held bytes as they arrived, less an Expect line we answered. */
+static void emit_held(struct outbound *ob, struct emit *e, size_t upto)
+{
+    size_t len = upto < ob->head.len ? upto : ob->head.len;
+    if (!ob->expect_answered || ob->expect_start >= len) {
+        emit_add(e, ob->head.data, len, 1);
+        return;
+    }
+    emit_add(e, ob->head.data, ob->expect_start, 1);
+    size_t after = ob->expect_start + ob->expect_len;
+    if (after < len)
+        emit_add(e, ob->head.data + after, len - after, 1);
+}
+
+static int build_key_line(struct outbound *ob)
+{
+    const struct config *cfg = ob->env->cfg;
+    const char *path = ob->head.data + ob->method_len + 1;
+    size_t path_len = ob->target_len;
+    if (ob->authority_from_target) {
+        const char *a;
+        size_t a_len;
+        int tls;
+        if (http_split_target(path, ob->target_len, &a, &a_len, &path, &path_len, &tls) != 0)
+            return -1;
+    }
+    struct key_request req = {
+        .method = ob->head.data, .method_len = ob->method_len,
+        .authority = ob->authority, .authority_len = ob->authority_len,
+        .tls = ob->tls,
+        .path = path, .path_len = path_len,
+        .scope = cfg->scope, .scope_len = strlen(cfg->scope),
+    };
+    if (ob->info.framing == HTTP_BODY_CHUNKED) {
+        req.body = ob->body.data;
+        req.body_len = ob->body.len;
+    } else if (ob->info.framing == HTTP_BODY_LENGTH) {
+        req.body = ob->head.data + ob->info.head_len;
+        req.body_len = (size_t)ob->info.content_length;
+    }
+    char key[KEY_CHARS + 1];
+    if (key_derive(ob->env->keys, &req, key) != 0)
+        return -1;
+    const char *name = cfg->header_names[ob->host->header_index];
+    int n = snprintf(ob->key_line, sizeof(ob->key_line), "%s: %s\r\n", name, key);
+    if (n < 0 || (size_t)n >= sizeof(ob->key_line))
+        return -1;
+    ob->key_line_len = (size_t)n;
+    if (log_enabled(CONFIG_LOG_DEBUG))
+        log_msg(CONFIG_LOG_DEBUG, "tagged %.*s %.*s with %s", (int)ob->method_len,
+                ob->head.data, (int)ob->authority_len, ob->authority, key);
+    return 0;
+}
+
+/* The complete request with the key line before the empty line. */
+static void emit_tagged(struct outbound *ob, struct emit *e)
+{
+    if (build_key_line(ob) != 0) {
+        log_msg(CONFIG_LOG_WARN, "could not derive a key; request sent untagged");
+        emit_held(ob, e, ob->head.len);
+        return;
+    }
+    size_t blank = ob->info.blank_line_start;
+    emit_held(ob, e, blank);
+    emit_add(e, ob->key_line, ob->key_line_len, 1);
+    emit_add(e, ob->head.data + blank, ob->head.len - blank, 1);
+}
+
+/* ---- taking the caller's bytes ---------------------------------------- */
+
+static void begin_request(struct outbound *ob)
+{
+    buf_reset(&ob->head, OUTBOUND_KEEP);
+    buf_reset(&ob->body, OUTBOUND_KEEP);
+    ob->msg = OUTBOUND_UNDECIDED;
+    ob->method_len = ob->target_len = 0;
+    ob->authority_len = 0;
+    ob->authority_from_target = 0;
+    ob->host = NULL;
+    ob->app_header_mask = 0;
+    ob->expect_start = ob->expect_len = 0;
+    ob->expect_answered = 0;
+    ob->message_complete = 0;
+    ob->message_len = 0;
+}
+
+static void end_request(struct outbound *ob)
+{
+    ob->msg = OUTBOUND_FRESH;
+    if (http_req_is_tunnel(&ob->parser))
+        ob->passthrough = 1;
+}
+
+/* Not HTTP, or no memory: what is held goes out as it came, then everything. */
+static size_t give_up(struct outbound *ob, struct emit *e, const char *p, size_t len,
+                      const char *why)
+{
+    log_msg(CONFIG_LOG_INFO, "connection passed through from now on: %s", why);
+    if (ob->msg == OUTBOUND_UNDECIDED || ob->msg == OUTBOUND_TAG)
+        emit_held(ob, e, ob->head.len);
+    emit_add(e, p, len, 0);
+    ob->passthrough = 1;
+    ob->msg = OUTBOUND_FRESH;
+    return len;
+}
+
+/* A request whose held bytes must go out ahead of what follows. */
+static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p, size_t len)
+{
+    size_t k = http_req_feed(&ob->parser, p, len);
+    if (http_req_failed(&ob->parser))
+        return give_up(ob, e, p, len, ob->parser.error ? ob->parser.error : "not HTTP");
+
+    if (ob->msg == OUTBOUND_PASS) {
+        emit_held(ob, e, ob->head.len);
+        emit_add(e, p, k, 0);
+        if (ob->message_complete)
+            end_request(ob);
+        return k;
+    }
+    if (buf_append(&ob->head, p, k) != 0)
+        return give_up(ob, e, p + k, len - k, "out of memory") + k;
+    if (ob->message_complete) {
+        if (ob->msg == OUTBOUND_TAG)
+            emit_tagged(ob, e);
+        else
+            emit_held(ob, e, ob->head.len);
+        e->must_flush = 1;
+        end_request(ob);
+        return k;
+    }
+    /* Chunk framing can outweigh the data; bound the raw bytes held too. */
+    if (ob->head.len > 2 * ob->env->cfg->max_body + HTTP_MAX_HEAD) {
+        log_msg(CONFIG_LOG_WARN, "request is over RETRYSAFE_MAX_BODY; sent untagged");
+        emit_held(ob, e, ob->head.len);
+        ob->msg = OUTBOUND_PASS;
+    }
+    return k;
+}
+
+static size_t take_passing(struct outbound *ob, struct emit *e, const char *p, size_t len)
+{
+    size_t k = http_req_feed(&ob->parser, p, len);
+    if (http_req_failed(&ob->parser))
+        return give_up(ob, e, p, len, ob->parser.error ? ob->parser.error : "not HTTP");
+    emit_add(e, p, k, 0);
+    if (ob->message_complete)
+        end_request(ob);
+    return k;
+}
+
+/* Takes some of p; returns how much (0: flush e first, then call again). */
+static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t len)
+{
+    if (ob->passthrough) {
+        emit_add(e, p, len, 0);
+        return len;
+    }
+    if (ob->msg == OUTBOUND_FRESH) {
+        /* Line ends between requests belong to no request. */
+        size_t n = 0;
+        while (n < len && (p[n] == '\r' || p[n] == '\n'))
+            n++;
+        if (n) {
+            emit_add(e, p, n, 0);
+            return n;
+        }
+        /* The new request reuses our buffers: what points into them must
+         * go out first. */
+        if (e->internal) {
+            e->must_flush = 1;
+            return 0;
+        }
+        begin_request(ob);
+    }
+    if (ob->msg == OUTBOUND_PASS)
+        return take_passing(ob, e, p, len);
+    return take_undecided(ob, e, p, len);
+}
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
+/* The caller's answer once nothing more will be taken in this call. */
+static ssize_t acknowledge(struct outbound *ob, size_t taken, int send_errno)
+{
+    if (ob->queue.len == 0)
+        return (ssize_t)taken;
+    ob->held = 1;
+    if (taken > 1)
+        return (ssize_t)(taken - 1);
+    errno = send_errno ? send_errno : EAGAIN;
+    return -1;
+}
+
+ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
+                       const struct outbound_io *io)
+{
+    size_t n = iov_total(iov, iovcnt);
+    if (ob->queue.len && queue_flush(ob, io) != 0)
+        return -1;
+    if (n == 0)
+        return 0;
+
+    struct outbound_call call = { ob, io };
+    ob->parser.ctx = &call;
+
+    size_t taken = ob->held < n ? ob->held : n;
+    ob->held = 0;
+    size_t skip = taken;
+    struct emit e = { .cnt = 0 };
+    int send_errno = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        const char *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        size_t s = skip < len ? skip : len;
+        p += s;
+        len -= s;
+        skip -= s;
+        while (len > 0) {
+            size_t k = take(ob, &e, p, len);
+            p += k;
+            len -= k;
+            taken += k;
+            if (!e.must_flush)
+                continue;
+            if (emit_flush(ob, &e, io) != 0) {
+                send_errno = errno;
+                goto done;
+            }
+        }
+    }
+    if (emit_flush(ob, &e, io) != 0)
+        send_errno = errno;
+done:
+    ob->parser.ctx = NULL;
+    return acknowledge(ob, taken, send_errno);
+}

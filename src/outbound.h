@@ -1,0 +1,92 @@
+/* outbound.h - one connection's outbound stream.
+ *
+ * Takes the bytes the application writes, in the application's pieces;
+ * assembles each request until it can decide; passes untouched requests on
+ * as early as the decision allows; holds a request to be tagged until it is
+ * complete (the key depends on the body), then emits it with the key header
+ * added. Knows nothing of sockets: the real send and the way to answer the
+ * application are callbacks, so every path runs in unit tests.
+ *
+ * Byte accounting. outbound_write returns what a send() on the socket would:
+ * how many of the caller's bytes are taken, or -1 with errno. Bytes taken are
+ * either sent, held in the request being assembled, or queued after a partial
+ * send. While anything is queued, one caller byte stays unacknowledged, so the
+ * caller is bound to call again and the queue never waits on a call that
+ * might never come.
+ */
+#ifndef RETRYSAFE_OUTBOUND_H
+#define RETRYSAFE_OUTBOUND_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "buf.h"
+#include "config.h"
+#include "http.h"
+#include "key.h"
+
+struct outbound_io {
+    /* Sends bytes to the real socket: the count sent, or -1 with errno. */
+    ssize_t (*send)(void *ctx, const struct iovec *iov, int iovcnt);
+    /* Makes bytes readable by the application as if the server sent them
+     * (a 100 Continue). Returns 0, or -1 when that cannot be done. */
+    int (*answer)(void *ctx, const char *bytes, size_t len);
+    /* Waits until the socket can take more: the last resort when there is
+     * no memory left to queue bytes a partial send left behind. */
+    void (*wait_writable)(void *ctx);
+    void *ctx;
+};
+
+/* What a connection shares with every other: immutable after start-up. */
+struct outbound_env {
+    const struct config *cfg;
+    struct key_ctx *keys;     /* NULL: no secret, nothing can be tagged */
+};
+
+enum outbound_msg { OUTBOUND_FRESH, OUTBOUND_UNDECIDED, OUTBOUND_PASS, OUTBOUND_TAG };
+
+struct outbound {
+    const struct outbound_env *env;
+    int tls;
+    char peer[64];            /* "ip:port", used when a request has no Host */
+
+    struct http_req_parser parser;
+    int passthrough;          /* for good: not HTTP, a tunnel, or no memory */
+
+    /* The current request. */
+    enum outbound_msg msg;
+    struct buf head;          /* raw bytes held back (head, and body if tagged) */
+    struct buf body;          /* decoded body of a chunked request */
+    size_t method_len;
+    size_t target_len;        /* the target is head[method_len + 1 ..] */
+    char authority[KEY_AUTHORITY_MAX];
+    size_t authority_len;     /* 0: none yet */
+    int authority_from_target;
+    const struct config_host *host;    /* the enabling entry, once known */
+    unsigned app_header_mask; /* bit i: the request has header_names[i] */
+    size_t expect_start, expect_len;   /* an "Expect: 100-continue" line */
+    int expect_answered;      /* we sent 100 Continue; drop the line */
+    struct http_head_info info;
+    int message_complete;
+    size_t message_len;
+    char key_line[256];
+    size_t key_line_len;
+
+    /* Bytes due to the socket that a partial send left behind. */
+    struct buf queue;
+    /* Caller bytes at the start of the next call that were taken already. */
+    size_t held;
+};
+
+void outbound_init(struct outbound *ob, const struct outbound_env *env,
+                   int tls, const char *peer);
+void outbound_free(struct outbound *ob);
+
+ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
+                       const struct outbound_io *io);
+
+/* Nothing held, nothing queued, between requests. */
+int outbound_idle(const struct outbound *ob);
+
+#endif

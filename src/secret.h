@@ -1,0 +1,29 @@
+/* secret.h - the key-derivation secret shared by every process of a user.
+ *
+ * RETRYSAFE_SECRET wins when set. Otherwise the file "secret" in the state
+ * directory holds it: created once, atomically, from 32 random bytes written
+ * as 64 hex characters, mode 0600 in a 0700 directory, and read by every later
+ * process. The secret is the file's text (without a trailing newline), used
+ * exactly as RETRYSAFE_SECRET would be, so copying it to another machine's
+ * RETRYSAFE_SECRET reproduces the same keys there.
+ */
+#ifndef RETRYSAFE_SECRET_H
+#define RETRYSAFE_SECRET_H
+
+#include <stddef.h>
+
+/* The state directory: $XDG_STATE_HOME/retrysafe, else
+ * $HOME/.local/state/retrysafe (HOME from the password database when unset).
+ * Returns 0, or -1 when no directory can be named or it does not fit. */
+int secret_state_dir(char *out, size_t out_size);
+
+/* Creates path and any missing parents; the last component gets mode 0700.
+ * Returns 0 or -1 (errno set). */
+int secret_make_dir(const char *path);
+
+/* Reads the secret file in dir, creating it if absent. On success returns 0
+ * and a malloc'd NUL-terminated secret in *out. On failure returns -1 and
+ * writes a reason to err. */
+int secret_load_or_create(const char *dir, char **out, char *err, size_t err_size);
+
+#endif

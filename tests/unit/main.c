@@ -1,0 +1,18 @@
+/* Runs every unit suite and prints Check's summary. */
+#include <check.h>
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void)
+{
+    SRunner *runner = srunner_create(http_suite());
+    srunner_add_suite(runner, config_suite());
+    srunner_add_suite(runner, key_suite());
+    srunner_add_suite(runner, secret_suite());
+    srunner_add_suite(runner, outbound_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,13 @@
+/* One Check suite per module; each lives in tests/unit/test_<module>.c. */
+#ifndef RETRYSAFE_TEST_SUITES_H
+#define RETRYSAFE_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *http_suite(void);
+Suite *config_suite(void);
+Suite *key_suite(void);
+Suite *secret_suite(void);
+Suite *outbound_suite(void);
+
+#endif

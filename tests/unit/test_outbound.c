@@ -1,0 +1,428 @@
+/* test_outbound.c - request assembly and byte accounting against a fake
+ * socket that takes bytes in random amounts, refuses with EAGAIN, and
+ * records exactly what reached it. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "key.h"
+#include "outbound.h"
+#include "suites.h"
+
+#define SECRET "unit-test-secret"
+
+/* ---- a configuration from a table of variables ------------------------ */
+
+struct vars {
+    const char *names[8];
+    const char *values[8];
+};
+
+static const char *lookup(void *ctx, const char *name)
+{
+    const struct vars *v = ctx;
+    for (int i = 0; i < 8 && v->names[i]; i++)
+        if (strcmp(v->names[i], name) == 0)
+            return v->values[i];
+    return NULL;
+}
+
+static void ignore_warning(void *ctx, const char *message)
+{
+    (void)ctx;
+    (void)message;
+}
+
+struct fixture {
+    struct config cfg;
+    struct outbound_env env;
+    struct outbound ob;
+};
+
+static void fixture_init(struct fixture *f, const char *hosts, const char *max_body)
+{
+    struct vars v = { { "RETRYSAFE_HOSTS", "RETRYSAFE_MAX_BODY" }, { hosts, max_body } };
+    ck_assert_int_eq(config_load(&f->cfg, lookup, &v, ignore_warning, NULL), 0);
+    f->env.cfg = &f->cfg;
+    f->env.keys = key_ctx_new(SECRET, strlen(SECRET));
+    ck_assert_ptr_nonnull(f->env.keys);
+    outbound_init(&f->ob, &f->env, 0, "127.0.0.1:8080");
+}
+
+static void fixture_free(struct fixture *f)
+{
+    outbound_free(&f->ob);
+    key_ctx_free(f->env.keys);
+    config_free(&f->cfg);
+}
+
+/* ---- the fake socket ---------------------------------------------------- */
+
+struct fake_socket {
+    struct buf received;
+    struct buf answered;
+    unsigned seed;
+    int max_take;        /* 0: take everything */
+    int eagain_percent;  /* chance that a send takes nothing */
+    long capacity;       /* bytes it takes before EAGAIN; 0: no limit */
+    int sends;
+};
+
+static unsigned next_random(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 16) & 0x7fff;
+}
+
+static ssize_t fake_send(void *ctx, const struct iovec *iov, int iovcnt)
+{
+    struct fake_socket *s = ctx;
+    s->sends++;
+    if (s->eagain_percent && (int)(next_random(&s->seed) % 100) < s->eagain_percent) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (s->capacity < 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t budget = s->max_take ? 1 + next_random(&s->seed) % (unsigned)s->max_take : (size_t)-1;
+    if (s->capacity > 0 && budget > (size_t)s->capacity)
+        budget = (size_t)s->capacity;
+    size_t taken = 0;
+    for (int i = 0; i < iovcnt && budget > 0; i++) {
+        size_t n = iov[i].iov_len < budget ? iov[i].iov_len : budget;
+        ck_assert_int_eq(buf_append(&s->received, iov[i].iov_base, n), 0);
+        taken += n;
+        budget -= n;
+    }
+    if (s->capacity > 0 && (s->capacity -= (long)taken) == 0)
+        s->capacity = -1;
+    return (ssize_t)taken;
+}
+
+static int fake_answer(void *ctx, const char *bytes, size_t len)
+{
+    struct fake_socket *s = ctx;
+    return buf_append(&s->answered, bytes, len);
+}
+
+static void fake_wait(void *ctx)
+{
+    (void)ctx;
+}
+
+/* Writes all of data as a careful non-blocking client would: in pieces of
+ * random size up to max_write, resuming after partial writes and EAGAIN.
+ * Checks the accounting invariant after every call. */
+static void client_write(struct fixture *f, struct fake_socket *s,
+                         const char *data, size_t len, int max_write)
+{
+    struct outbound_io io = { fake_send, fake_answer, fake_wait, s };
+    size_t done = 0;
+    int stalls = 0;
+    while (done < len) {
+        size_t piece = len - done;
+        if (max_write && piece > (size_t)max_write)
+            piece = 1 + next_random(&s->seed) % (unsigned)max_write;
+        if (piece > len - done)
+            piece = len - done;
+        /* Sometimes hand the piece over as two iovecs. */
+        struct iovec iov[2] = { { (void *)(data + done), piece }, { NULL, 0 } };
+        int iovcnt = 1;
+        if (piece > 1 && next_random(&s->seed) % 2) {
+            iov[0].iov_len = piece / 2;
+            iov[1].iov_base = (void *)(data + done + piece / 2);
+            iov[1].iov_len = piece - piece / 2;
+            iovcnt = 2;
+        }
+        ssize_t r = outbound_write(&f->ob, iov, iovcnt, &io);
+        if (r < 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            ck_assert_int_lt(++stalls, 100000);
+            continue;
+        }
+        ck_assert_uint_le((size_t)r, piece);
+        /* Anything queued must keep one caller byte unacknowledged. */
+        if (f->ob.queue.len)
+            ck_assert_uint_eq(f->ob.held, 1);
+        done += (size_t)r;
+    }
+    ck_assert_uint_eq(f->ob.queue.len, 0);
+    ck_assert_uint_eq(f->ob.held, 0);
+}
+
+static char *expected_with_key(const char *request, const char *method,
+                               const char *authority, const char *path,
+                               const char *body, size_t body_len,
+                               const char *header, const char *drop_line)
+{
+    struct key_ctx *keys = key_ctx_new(SECRET, strlen(SECRET));
+    struct key_request req = {
+        .method = method, .method_len = strlen(method),
+        .authority = authority, .authority_len = strlen(authority),
+        .path = path, .path_len = strlen(path),
+        .scope = "", .scope_len = 0,
+        .body = body, .body_len = body_len,
+    };
+    char key[KEY_CHARS + 1];
+    ck_assert_int_eq(key_derive(keys, &req, key), 0);
+    key_ctx_free(keys);
+
+    const char *blank = strstr(request, "\r\n\r\n");
+    ck_assert_ptr_nonnull(blank);
+    size_t head = (size_t)(blank - request) + 2;
+    struct buf out = { 0 };
+    const char *drop = drop_line ? strstr(request, drop_line) : NULL;
+    if (drop && (size_t)(drop - request) < head) {
+        buf_append(&out, request, (size_t)(drop - request));
+        const char *after = drop + strlen(drop_line);
+        buf_append(&out, after, head - (size_t)(after - request));
+    } else {
+        buf_append(&out, request, head);
+    }
+    buf_append(&out, header, strlen(header));
+    buf_append(&out, ": ", 2);
+    buf_append(&out, key, KEY_CHARS);
+    buf_append(&out, "\r\n", 2);
+    buf_append(&out, request + head, strlen(request + head));
+    buf_append(&out, "", 1);
+    return out.data;
+}
+
+static void assert_received(struct fake_socket *s, const char *expected)
+{
+    size_t len = strlen(expected);
+    ck_assert_uint_eq(s->received.len, len);
+    ck_assert_int_eq(memcmp(s->received.data, expected, len), 0);
+}
+
+static const char post[] =
+    "POST /v1/charges?x=1 HTTP/1.1\r\n"
+    "Host: 127.0.0.1:8080\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\n"
+    "Content-Length: 11\r\n"
+    "\r\n"
+    "amount=2000";
+
+/* Runs request through every kind of client and socket behaviour and
+ * checks that the socket always ends with expected. */
+static void check_all_ways(const char *hosts, const char *request, size_t len,
+                           const char *expected, size_t expected_len)
+{
+    static const struct { int max_write, max_take, eagain; } ways[] = {
+        { 0, 0, 0 }, { 1, 0, 0 }, { 7, 0, 0 }, { 0, 1, 0 }, { 0, 5, 30 },
+        { 3, 2, 50 }, { 64, 13, 20 }, { 1, 1, 60 },
+    };
+    for (size_t w = 0; w < sizeof(ways) / sizeof(ways[0]); w++) {
+        for (unsigned seed = 1; seed <= 20; seed++) {
+            struct fixture f;
+            fixture_init(&f, hosts, NULL);
+            struct fake_socket s = { .seed = seed, .max_take = ways[w].max_take,
+                                     .eagain_percent = ways[w].eagain };
+            client_write(&f, &s, request, len, ways[w].max_write);
+            ck_assert_uint_eq(s.received.len, expected_len);
+            ck_assert_int_eq(memcmp(s.received.data, expected, expected_len), 0);
+            buf_free(&s.received);
+            buf_free(&s.answered);
+            fixture_free(&f);
+        }
+    }
+}
+
+START_TEST(post_gets_key_before_blank_line)
+{
+    char *expected = expected_with_key(post, "POST", "127.0.0.1:8080", "/v1/charges?x=1",
+                                       "amount=2000", 11, "Idempotency-Key", NULL);
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", NULL);
+    struct fake_socket s = { .seed = 1 };
+    client_write(&f, &s, post, strlen(post), 0);
+    assert_received(&s, expected);
+    ck_assert_int_eq(s.sends, 1);
+    buf_free(&s.received);
+    fixture_free(&f);
+    free(expected);
+}
+END_TEST
+
+START_TEST(post_survives_every_split_and_partial_send)
+{
+    char *expected = expected_with_key(post, "POST", "127.0.0.1:8080", "/v1/charges?x=1",
+                                       "amount=2000", 11, "Idempotency-Key", NULL);
+    check_all_ways("127.0.0.1:8080", post, strlen(post), expected, strlen(expected));
+    free(expected);
+}
+END_TEST
+
+START_TEST(untouched_requests_pass_byte_for_byte)
+{
+    static const char *const requests[] = {
+        "GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+        "PUT /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 3\r\n\r\nabc",
+        "POST /x HTTP/1.1\r\nHost: other.example:8080\r\nContent-Length: 3\r\n\r\nabc",
+        "POST /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nidempotency-KEY: mine\r\n"
+        "Content-Length: 3\r\n\r\nabc",
+        "\x16\x03\x01\x02\x01\x01\x02\x01\xfc\x03\x03 not http at all",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "POST /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 3\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+        check_all_ways("127.0.0.1:8080", requests[i], strlen(requests[i]),
+                       requests[i], strlen(requests[i]));
+}
+END_TEST
+
+START_TEST(untouched_get_is_one_send)
+{
+    static const char get[] = "GET /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", NULL);
+    struct fake_socket s = { .seed = 1 };
+    client_write(&f, &s, get, strlen(get), 0);
+    assert_received(&s, get);
+    ck_assert_int_eq(s.sends, 1);
+    buf_free(&s.received);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(chunked_body_keyed_on_decoded_bytes)
+{
+    static const char chunked[] =
+        "POST /c HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "6;ext=1\r\namount\r\n5\r\n=2000\r\n0\r\nX-Trailer: t\r\n\r\n";
+    char *expected = expected_with_key(chunked, "POST", "127.0.0.1:8080", "/c",
+                                       "amount=2000", 11, "Idempotency-Key", NULL);
+    check_all_ways("127.0.0.1:8080", chunked, strlen(chunked), expected, strlen(expected));
+    free(expected);
+}
+END_TEST
+
+START_TEST(expect_continue_answered_and_dropped)
+{
+    static const char req[] =
+        "POST /up HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nExpect: 100-continue\r\n"
+        "Content-Length: 5\r\n\r\nhello";
+    char *expected = expected_with_key(req, "POST", "127.0.0.1:8080", "/up", "hello", 5,
+                                       "Idempotency-Key", "Expect: 100-continue\r\n");
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", NULL);
+    struct fake_socket s = { .seed = 3 };
+    size_t head = strlen(req) - 5;
+    client_write(&f, &s, req, head, 0);
+    /* The head alone: nothing sent yet, and the client has its 100. */
+    ck_assert_uint_eq(s.received.len, 0);
+    ck_assert_uint_eq(s.answered.len, strlen("HTTP/1.1 100 Continue\r\n\r\n"));
+    ck_assert_int_eq(memcmp(s.answered.data, "HTTP/1.1 100 Continue\r\n\r\n", s.answered.len), 0);
+    client_write(&f, &s, req + head, 5, 0);
+    assert_received(&s, expected);
+    buf_free(&s.received);
+    buf_free(&s.answered);
+    fixture_free(&f);
+    free(expected);
+}
+END_TEST
+
+START_TEST(pipelined_requests_each_decided)
+{
+    static const char get[] = "GET /a HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+    static const char p1[] =
+        "POST /b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 1\r\n\r\nx";
+    static const char p2[] =
+        "POST /b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 1\r\n\r\ny";
+    char all[512], expected[1024];
+    snprintf(all, sizeof(all), "%s%s%s%s", get, p1, get, p2);
+    char *e1 = expected_with_key(p1, "POST", "127.0.0.1:8080", "/b", "x", 1,
+                                 "Idempotency-Key", NULL);
+    char *e2 = expected_with_key(p2, "POST", "127.0.0.1:8080", "/b", "y", 1,
+                                 "Idempotency-Key", NULL);
+    snprintf(expected, sizeof(expected), "%s%s%s%s", get, e1, get, e2);
+    ck_assert_str_ne(e1, e2);
+    check_all_ways("127.0.0.1:8080", all, strlen(all), expected, strlen(expected));
+    free(e1);
+    free(e2);
+}
+END_TEST
+
+START_TEST(body_over_limit_passes_untagged)
+{
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", "4");
+    struct fake_socket s = { .seed = 1 };
+    client_write(&f, &s, post, strlen(post), 3);
+    assert_received(&s, post);
+    buf_free(&s.received);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(absolute_form_uses_target_authority)
+{
+    static const char req[] =
+        "POST http://API.example.com/v1/x HTTP/1.1\r\nHost: ignored.example\r\n"
+        "Content-Length: 2\r\n\r\nhi";
+    char *expected = expected_with_key(req, "POST", "api.example.com", "/v1/x", "hi", 2,
+                                       "X-Key", NULL);
+    check_all_ways("*.example.com=X-Key", req, strlen(req), expected, strlen(expected));
+    free(expected);
+}
+END_TEST
+
+START_TEST(non_http_after_http_passes_through)
+{
+    static const char mixed[] =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\n\r\n"
+        "\x81\x85POST / HTTP/1.1\r\n";
+    check_all_ways("*", mixed, sizeof(mixed) - 1, mixed, sizeof(mixed) - 1);
+}
+END_TEST
+
+START_TEST(queued_bytes_keep_one_byte_back)
+{
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", NULL);
+    struct fake_socket s = { .seed = 1, .capacity = 1 };
+    struct outbound_io io = { fake_send, fake_answer, fake_wait, &s };
+    struct iovec iov = { (void *)post, strlen(post) };
+    ssize_t r = outbound_write(&f.ob, &iov, 1, &io);
+    /* The socket took one byte of many: the rest is queued, and the last
+     * caller byte is not acknowledged, so the caller must come back. */
+    ck_assert_int_eq(r, (ssize_t)strlen(post) - 1);
+    ck_assert_uint_gt(f.ob.queue.len, 0);
+    iov.iov_base = (void *)(post + r);
+    iov.iov_len = 1;
+    ck_assert_int_eq(outbound_write(&f.ob, &iov, 1, &io), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    s.capacity = 0;
+    ck_assert_int_eq(outbound_write(&f.ob, &iov, 1, &io), 1);
+    ck_assert_uint_eq(f.ob.queue.len, 0);
+    buf_free(&s.received);
+    fixture_free(&f);
+}
+END_TEST
+
+Suite *outbound_suite(void)
+{
+    Suite *s = suite_create("outbound");
+    TCase *tc = tcase_create("outbound");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, post_gets_key_before_blank_line);
+    tcase_add_test(tc, post_survives_every_split_and_partial_send);
+    tcase_add_test(tc, untouched_requests_pass_byte_for_byte);
+    tcase_add_test(tc, untouched_get_is_one_send);
+    tcase_add_test(tc, chunked_body_keyed_on_decoded_bytes);
+    tcase_add_test(tc, expect_continue_answered_and_dropped);
+    tcase_add_test(tc, pipelined_requests_each_decided);
+    tcase_add_test(tc, body_over_limit_passes_untagged);
+    tcase_add_test(tc, absolute_form_uses_target_authority);
+    tcase_add_test(tc, non_http_after_http_passes_through);
+    tcase_add_test(tc, queued_bytes_keep_one_byte_back);
+    suite_add_tcase(s, tc);
+    return s;
+}

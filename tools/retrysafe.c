@@ -1,0 +1,58 @@
+/* retrysafe.c - the command: dispatches to one file per subcommand. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tool.h"
+
+static const char usage[] =
+    "usage: retrysafe COMMAND [ARGS]\n"
+    "\n"
+    "Adds idempotency keys to an unmodified program's HTTP POSTs, so a retry\n"
+    "carries the same key as the first attempt.\n"
+    "\n"
+    "commands:\n"
+    "  run [--hosts H] [--mode M] [--journal P] [--scope S] -- CMD [ARGS...]\n"
+    "        run CMD with the shim preloaded; H is a comma-separated list of\n"
+    "        host, host:port, *.suffix or *, each optionally =Header-Name\n"
+    "  key [--scope S] METHOD URL [BODY-FILE|-]\n"
+    "        print the key the shim would send for that request\n"
+    "  --help     this text\n"
+    "  --version  the version\n"
+    "\n"
+    "Settings come from RETRYSAFE_* environment variables; see README.md.\n";
+
+int tool_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("retrysafe: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("retrysafe %s\n", RETRYSAFE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "key") == 0)
+        return cmd_key(argc - 1, argv + 1);
+    tool_error("unknown command '%s'", cmd);
+    fputs(usage, stderr);
+    return 2;
+}
