@@ -1,0 +1,309 @@
+/* key.c - Idempotency-Key derivation. See key.h for the message layout.
+ *
+ * libcrypto is used through a private OSSL_LIB_CTX: the host process may use
+ * libcrypto itself, with its own providers and configuration, and nothing we
+ * do may change what its default library context sees. For the same reason
+ * every libcrypto call is bracketed by an error-queue mark: the queue is per
+ * thread and shared with the host, and a stale error left there would make
+ * the host's next SSL_get_error() report a failure that is not its own.
+ */
+#include "key.h"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 24 bytes = 192 bits = exactly 32 base64 characters, no padding. */
+#define KEY_MAC_BYTES 24
+
+static const char key_domain[] = "retrysafe key v1\n";
+
+struct key_ctx {
+    OSSL_LIB_CTX *libctx;
+    EVP_MAC *mac;
+    EVP_MAC_CTX *keyed;   /* initialised with the secret; only ever copied */
+};
+
+/* ---- authority ---- */
+
+struct authority {
+    const char *host;     /* without brackets */
+    size_t host_len;
+    int bracketed;
+    int port;             /* -1 when absent or empty */
+};
+
+static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static inline int is_alnum(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int is_hex(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* ASCII only: the host's locale must not change a key. */
+static inline char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* RFC 3986 reg-name: unreserved, pct-encoded, sub-delims. This excludes
+ * spaces, controls, '@' (userinfo does not belong in Host), ':' and '/'. */
+static int reg_name_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!is_alnum(c) && (c == '\0' || !strchr("-._~%!$&'()*+,;=", c)))
+            return 0;
+    }
+    return 1;
+}
+
+/* The inside of "[...]": hex digits, ':' and '.' (for "::ffff:1.2.3.4"). */
+static int ip_literal_ok(const char *s, size_t n)
+{
+    int colon = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ':')
+            colon = 1;
+        else if (!is_hex(s[i]) && s[i] != '.')
+            return 0;
+    }
+    return colon;
+}
+
+/* Digits only, 1..65535; leading zeros allowed so "x:080" means port 80. */
+static int port_parse(const char *s, size_t n, int *port)
+{
+    long v = 0;
+    if (n == 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_digit(s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+        if (v > 65535)
+            return -1;
+    }
+    if (v == 0)
+        return -1;
+    *port = (int)v;
+    return 0;
+}
+
+static int authority_parse(const char *in, size_t len, struct authority *a)
+{
+    const char *port = NULL;
+    size_t port_len = 0;
+
+    if (!in || len == 0)
+        return -1;
+    a->bracketed = in[0] == '[';
+    if (a->bracketed) {
+        const char *close = memchr(in, ']', len);
+        if (!close)
+            return -1;
+        a->host = in + 1;
+        a->host_len = (size_t)(close - in) - 1;
+        size_t rest = len - (size_t)(close - in) - 1;
+        if (!ip_literal_ok(a->host, a->host_len))
+            return -1;
+        if (rest > 0) {
+            if (close[1] != ':')
+                return -1;
+            port = close + 2;
+            port_len = rest - 1;
+        }
+    } else {
+        const char *colon = memchr(in, ':', len);
+        a->host = in;
+        a->host_len = colon ? (size_t)(colon - in) : len;
+        if (colon) {
+            port = colon + 1;
+            port_len = len - a->host_len - 1;
+        }
+        /* Rejects a second ':' too: a bare IPv6 literal is no authority. */
+        if (!reg_name_ok(a->host, a->host_len))
+            return -1;
+    }
+    if (a->host_len == 0)
+        return -1;
+    a->port = -1;
+    /* "host:" is allowed by RFC 3986 and means the default port. */
+    if (port_len > 0 && port_parse(port, port_len, &a->port) < 0)
+        return -1;
+    return 0;
+}
+
+int key_normalize_authority(const char *in, size_t len, int tls,
+                            char *out, size_t out_size)
+{
+    struct authority a;
+    char port[8] = "";
+    size_t n = 0;
+
+    if (!out || authority_parse(in, len, &a) < 0)
+        return -1;
+    if (a.port != -1 && a.port != (tls ? 443 : 80))
+        snprintf(port, sizeof port, ":%d", a.port);
+    size_t need = a.host_len + 2 * (size_t)a.bracketed + strlen(port);
+    if (need > out_size || need > (size_t)INT_MAX)
+        return -1;
+    if (a.bracketed)
+        out[n++] = '[';
+    for (size_t i = 0; i < a.host_len; i++)
+        out[n++] = ascii_lower(a.host[i]);
+    if (a.bracketed)
+        out[n++] = ']';
+    memcpy(out + n, port, strlen(port));
+    return (int)need;
+}
+
+int key_split_authority(const char *in, size_t len, int default_port,
+                        const char **host, size_t *host_len, int *port)
+{
+    struct authority a;
+    if (!host || !host_len || !port || authority_parse(in, len, &a) < 0)
+        return -1;
+    *host = a.host;
+    *host_len = a.host_len;
+    *port = a.port == -1 ? default_port : a.port;
+    return 0;
+}
+
+/* ---- HMAC ---- */
+
+void key_ctx_free(struct key_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    ERR_set_mark();
+    EVP_MAC_CTX_free(ctx->keyed);
+    EVP_MAC_free(ctx->mac);
+    OSSL_LIB_CTX_free(ctx->libctx);
+    ERR_pop_to_mark();
+    free(ctx);
+}
+
+static int key_ctx_init(struct key_ctx *ctx, const void *secret,
+                        size_t secret_len)
+{
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_end()
+    };
+    ctx->libctx = OSSL_LIB_CTX_new();
+    if (!ctx->libctx)
+        return -1;
+    ctx->mac = EVP_MAC_fetch(ctx->libctx, "HMAC", NULL);
+    if (!ctx->mac)
+        return -1;
+    ctx->keyed = EVP_MAC_CTX_new(ctx->mac);
+    if (!ctx->keyed)
+        return -1;
+    return EVP_MAC_init(ctx->keyed, secret, secret_len, params) == 1 ? 0 : -1;
+}
+
+struct key_ctx *key_ctx_new(const void *secret, size_t secret_len)
+{
+    /* An empty secret would make every key computable by anyone. */
+    if (!secret || secret_len == 0)
+        return NULL;
+    struct key_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return NULL;
+    ERR_set_mark();
+    int rc = key_ctx_init(ctx, secret, secret_len);
+    ERR_pop_to_mark();
+    if (rc < 0) {
+        key_ctx_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* One field: its length as 8 big-endian bytes, then its bytes. The length
+ * prefix keeps ("PO", "ST/x") and ("POST", "/x") apart. */
+static int mac_field(EVP_MAC_CTX *m, const void *data, size_t len)
+{
+    unsigned char prefix[8];
+    uint64_t n = (uint64_t)len;
+    if (!data && len > 0)
+        return -1;
+    for (int i = 7; i >= 0; i--, n >>= 8)
+        prefix[i] = (unsigned char)(n & 0xff);
+    if (EVP_MAC_update(m, prefix, sizeof prefix) != 1)
+        return -1;
+    if (len > 0 && EVP_MAC_update(m, data, len) != 1)
+        return -1;
+    return 0;
+}
+
+static int mac_message(EVP_MAC_CTX *m, const struct key_request *req,
+                       const char *authority, size_t authority_len,
+                       unsigned char *mac, size_t mac_size, size_t *mac_len)
+{
+    if (EVP_MAC_update(m, (const unsigned char *)key_domain,
+                       sizeof key_domain - 1) != 1)
+        return -1;
+    if (mac_field(m, req->method, req->method_len) < 0 ||
+        mac_field(m, authority, authority_len) < 0 ||
+        mac_field(m, req->path, req->path_len) < 0 ||
+        mac_field(m, req->scope, req->scope_len) < 0 ||
+        mac_field(m, req->body, req->body_len) < 0)
+        return -1;
+    return EVP_MAC_final(m, mac, mac_len, mac_size) == 1 ? 0 : -1;
+}
+
+static void base64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    /* n is a multiple of 3 here, so there is never padding to write. */
+    for (size_t i = 0; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *out++ = alphabet[(v >> 18) & 63];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = alphabet[(v >> 6) & 63];
+        *out++ = alphabet[v & 63];
+    }
+    *out = '\0';
+}
+
+int key_derive(struct key_ctx *ctx, const struct key_request *req,
+               char out[KEY_CHARS + 1])
+{
+    char authority[KEY_AUTHORITY_MAX];
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t mac_len = 0;
+
+    if (!ctx || !req || !out)
+        return -1;
+    int authority_len = key_normalize_authority(req->authority,
+        req->authority_len, req->tls, authority, sizeof authority);
+    if (authority_len < 0)
+        return -1;
+
+    ERR_set_mark();
+    EVP_MAC_CTX *m = EVP_MAC_CTX_dup(ctx->keyed);
+    int rc = m ? mac_message(m, req, authority, (size_t)authority_len, mac,
+                             sizeof mac, &mac_len) : -1;
+    EVP_MAC_CTX_free(m);
+    ERR_pop_to_mark();
+
+    if (rc < 0 || mac_len < KEY_MAC_BYTES)
+        return -1;
+    base64url(mac, KEY_MAC_BYTES, out);
+    return 0;
+}
