@@ -23,6 +23,8 @@ SHIM_OBJ  := $(SHIM_ONLY:src/%.c=$(BUILD)/obj/%.o)
 CHECK_FLAGS := $(shell pkg-config --cflags --libs check 2>/dev/null || echo -lcheck)
 UNIT_SRC    := $(wildcard tests/unit/*.c)
 
+BENCH_SRC   := $(wildcard tests/bench/*.c)
+BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 CLIENT_SRC  := $(wildcard tests/integration/clients/*.c)
 CLIENT_BIN  := $(CLIENT_SRC:tests/integration/clients/%.c=$(BUILD)/clients/%)
 
@@ -32,7 +34,7 @@ all: $(BUILD)/libretrysafe.so $(BUILD)/retrysafe
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj $(BUILD)/clients $(BUILD)/tests:
+$(BUILD)/obj $(BUILD)/clients $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
 
 $(BUILD)/libretrysafe-core.a: $(CORE_OBJ)
@@ -54,6 +56,9 @@ $(BUILD)/tests/unit: $(UNIT_SRC) $(BUILD)/libretrysafe-core.a | $(BUILD)/tests
 $(BUILD)/clients/%: tests/integration/clients/%.c | $(BUILD)/clients
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lcurl -lpthread
 
+$(BUILD)/bench/%: tests/bench/%.c | $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread
+
 unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
 
@@ -68,7 +73,7 @@ test: all $(BUILD)/tests/unit $(CLIENT_BIN)
 demo: all
 	python3 tests/demo/demo.py
 
-bench: all $(CLIENT_BIN)
+bench: all $(BENCH_BIN)
 	python3 tests/bench/bench.py
 
 install: all
