@@ -18,6 +18,7 @@
 struct conn **conn_table;
 int conn_table_size;
 int conn_answers_pending;
+int conn_holding_count;
 
 /* Taking a reference and clearing a slot happen under the slot's stripe
  * lock, so a reference is never taken on a connection being freed. */
@@ -94,6 +95,10 @@ static struct conn *slot_swap(int fd, struct conn *c)
     pthread_mutex_lock(stripe(fd));
     struct conn *old = conn_table[fd];
     __atomic_store_n(&conn_table[fd], c, __ATOMIC_RELEASE);
+    if (c)
+        __atomic_add_fetch(&c->fds, 1, __ATOMIC_ACQ_REL);
+    if (old)
+        __atomic_sub_fetch(&old->fds, 1, __ATOMIC_ACQ_REL);
     pthread_mutex_unlock(stripe(fd));
     return old;
 }
@@ -146,6 +151,8 @@ void conn_release(struct conn *c)
     live_remove(c);
     if (c->has_answer)
         __atomic_sub_fetch(&conn_answers_pending, 1, __ATOMIC_ACQ_REL);
+    if (c->holding)
+        __atomic_sub_fetch(&conn_holding_count, 1, __ATOMIC_ACQ_REL);
     outbound_free(&c->out);
     buf_free(&c->answer);
     pthread_mutex_destroy(&c->out_lock);
@@ -159,11 +166,26 @@ int conn_same_socket(const struct conn *c, int fd)
     return fstat(fd, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino;
 }
 
-void conn_forget(int fd)
+int conn_forget(int fd)
 {
     if (!conn_maybe_tracked(fd))
+        return 0;
+    struct conn *old = slot_swap(fd, NULL);
+    int last = old && __atomic_load_n(&old->fds, __ATOMIC_ACQUIRE) == 0;
+    conn_release(old);
+    return last;
+}
+
+void conn_note_holding(struct conn *c)
+{
+    int now = outbound_holding(&c->out);
+    if (now == c->holding)
         return;
-    conn_release(slot_swap(fd, NULL));
+    __atomic_store_n(&c->holding, now, __ATOMIC_RELEASE);
+    if (now)
+        __atomic_add_fetch(&conn_holding_count, 1, __ATOMIC_ACQ_REL);
+    else
+        __atomic_sub_fetch(&conn_holding_count, 1, __ATOMIC_ACQ_REL);
 }
 
 void conn_forget_range(unsigned first, unsigned last)
@@ -263,6 +285,7 @@ void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event)
             slot = free_slot;
         if (slot) {
             slot->epfd = epfd;
+            slot->fd = fd;
             slot->event = *event;
         }
     }
@@ -284,6 +307,32 @@ int conn_epoll_answers(int epfd, struct epoll_event *events, int max)
                 events[n].events = EPOLLIN;
                 events[n].data = slot->event.data;
                 n++;
+            }
+        }
+        pthread_mutex_unlock(&c->in_lock);
+    }
+    pthread_mutex_unlock(&live_lock);
+    return n;
+}
+
+int conn_epoll_waiting(int epfd, struct conn **conns, int *fds, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&live_lock);
+    for (struct conn *c = live; c && n < max; c = c->next_live) {
+        /* An answer of ours is what it waits for: nothing to let go. */
+        if (!__atomic_load_n(&c->holding, __ATOMIC_ACQUIRE) ||
+            __atomic_load_n(&c->has_answer, __ATOMIC_ACQUIRE))
+            continue;
+        pthread_mutex_lock(&c->in_lock);
+        for (int i = 0; i < CONN_EPOLL_SLOTS; i++) {
+            const struct conn_epoll *slot = &c->epoll[i];
+            uint32_t ev = slot->event.events;
+            if (slot->epfd == epfd && (ev & EPOLLIN) && !(ev & EPOLLOUT)) {
+                __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+                conns[n] = c;
+                fds[n++] = slot->fd;
+                break;
             }
         }
         pthread_mutex_unlock(&c->in_lock);
@@ -317,6 +366,11 @@ void conn_fork_child(void)
     for (struct conn *c = live; c; c = c->next_live) {
         pthread_mutex_init(&c->out_lock, NULL);
         pthread_mutex_init(&c->in_lock, NULL);
+        /* Bytes the parent holds are the parent's to send: were the child
+         * to send them too (say, closing its inherited copy), the server
+         * would get them twice. */
+        outbound_disown(&c->out);
+        conn_note_holding(c);
     }
     pthread_mutex_init(&live_lock, NULL);
 }

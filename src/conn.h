@@ -24,11 +24,14 @@
 
 struct conn_epoll {
     int epfd;                  /* -1: slot free */
+    int fd;                    /* the fd it was registered through */
     struct epoll_event event;
 };
 
 struct conn {
     int refs;                  /* atomic */
+    int fds;                   /* atomic: table slots naming this connection */
+    int holding;               /* atomic: the outbound stream holds bytes */
     dev_t dev;                 /* which socket: fd numbers get reused */
     ino_t ino;
 
@@ -51,6 +54,8 @@ extern struct conn **conn_table;
 extern int conn_table_size;
 /* How many connections hold a synthetic answer not read yet. */
 extern int conn_answers_pending;
+/* How many connections hold bytes the application counts as sent. */
+extern int conn_holding_count;
 
 static inline int conn_maybe_tracked(int fd)
 {
@@ -72,8 +77,12 @@ void conn_release(struct conn *c);
 /* Whether fd still names the socket c was made for. */
 int conn_same_socket(const struct conn *c, int fd);
 
-/* fd was closed: forget it (its connection lives while other fds share it). */
-void conn_forget(int fd);
+/* fd was closed: forget it (its connection lives while other fds share it).
+ * Returns 1 when fd was the last fd naming its connection. */
+int conn_forget(int fd);
+
+/* Call under out_lock after the outbound stream changed. */
+void conn_note_holding(struct conn *c);
 /* newfd now names the same socket as oldfd. */
 void conn_dup(int oldfd, int newfd);
 /* fds first..last were closed. */
@@ -88,6 +97,9 @@ int conn_has_answer(int fd);
 void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event);
 /* Fills events with EPOLLIN for connections in epfd that hold an answer. */
 int conn_epoll_answers(int epfd, struct epoll_event *events, int max);
+/* Connections registered in epfd for reading only that hold bytes: the
+ * application waits for an answer. Fills conns (acquired) and their fds. */
+int conn_epoll_waiting(int epfd, struct conn **conns, int *fds, int max);
 
 /* Around fork(): the child must not inherit locks held by other threads. */
 void conn_fork_prepare(void);

@@ -37,7 +37,12 @@ struct send_call {
     int fd;
     int flags;
     enum send_kind kind;
+    int wait_ms;          /* how long to wait for a full socket; -1: no limit */
 };
+
+/* close() and shutdown() give a full socket this long to take what we
+ * hold before the bytes are lost with the connection. */
+#define RELEASE_ON_CLOSE_MS 2000
 
 static ssize_t real_send_iov(void *ctx, const struct iovec *iov, int iovcnt)
 {
@@ -61,11 +66,15 @@ static int add_answer(void *ctx, const char *bytes, size_t len)
     return conn_add_answer(s->c, bytes, len);
 }
 
-static void wait_writable(void *ctx)
+static int wait_writable(void *ctx)
 {
     struct send_call *s = ctx;
     struct pollfd p = { .fd = s->fd, .events = POLLOUT };
-    real.poll(&p, 1, -1);
+    int r;
+    do
+        r = real.poll(&p, 1, s->wait_ms);
+    while (r < 0 && errno == EINTR);
+    return r > 0 ? 0 : -1;
 }
 
 /* A sendto(MSG_FASTOPEN) whose bytes we held must still connect. */
@@ -95,19 +104,58 @@ static ssize_t send_tracked(struct conn *c, int fd, const struct iovec *iov, int
         struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
         r = kind == SEND_WRITE ? real.writev(fd, iov, iovcnt) : real.sendmsg(fd, &m, flags);
     } else {
-        struct send_call call = { c, fd, flags, kind };
+        struct send_call call = { c, fd, flags, kind, -1 };
         struct outbound_io io = { real_send_iov, add_answer, wait_writable, &call };
         r = outbound_write(&c->out, iov, iovcnt, &io);
         if (r >= 0 && finish_fastopen(c, fd) != 0)
             r = -1;
-        caller_errno = r < 0 ? errno : caller_errno;
+        int e = errno;
+        conn_note_holding(c);
         pthread_mutex_unlock(&c->out_lock);
+        errno = e;
     }
     caller_errno = r < 0 ? errno : caller_errno;
     in_shim--;
     conn_release(c);
     errno = caller_errno;
     return r;
+}
+
+/* The application will send no more of the request we hold (it waits for
+ * an answer, or shuts down): let what we hold go, untagged. */
+static void release_held(struct conn *c, int fd, int wait_ms)
+{
+    int e = errno;
+    in_shim++;
+    pthread_mutex_lock(&c->out_lock);
+    if (outbound_holding(&c->out)) {
+        struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET, wait_ms };
+        struct outbound_io io = { real_send_iov, add_answer, wait_writable, &call };
+        outbound_release(&c->out, &io);
+        conn_note_holding(c);
+    }
+    pthread_mutex_unlock(&c->out_lock);
+    in_shim--;
+    errno = e;
+}
+
+static int holding_pending(void)
+{
+    return __atomic_load_n(&conn_holding_count, __ATOMIC_ACQUIRE) && !in_shim;
+}
+
+/* An fd the application waits on for reading only. */
+static void release_if_waiting(int fd)
+{
+    if (!conn_maybe_tracked(fd))
+        return;
+    struct conn *c = conn_acquire(fd);
+    if (!c)
+        return;
+    if (__atomic_load_n(&c->holding, __ATOMIC_ACQUIRE) &&
+        !__atomic_load_n(&c->has_answer, __ATOMIC_ACQUIRE))
+        release_held(c, fd, -1);
+    conn_release(c);
 }
 
 /* The connection behind fd, when the caller's bytes are ours to watch. */
@@ -206,15 +254,31 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int vlen, int flags)
 
 /* ---- inbound: serve synthetic answers before the socket's bytes ------- */
 
-/* Bytes we answered in the server's place (a 100 Continue), or 0. */
+/* Whether a read on fd with flags would wait for the server. */
+static int read_blocks(int fd, int flags)
+{
+    if (flags & MSG_DONTWAIT)
+        return 0;
+    int fl = real.fcntl(fd, F_GETFL);
+    return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+/* Before a read: bytes we answered in the server's place (a 100 Continue)
+ * are served first; with none to serve, a blocking reader waits for the
+ * server, so a request it left unfinished is let go. Returns the bytes
+ * served. */
 static ssize_t take_answer(int fd, const struct iovec *iov, int iovcnt, int flags)
 {
-    if (!__atomic_load_n(&conn_answers_pending, __ATOMIC_ACQUIRE) || in_shim)
+    int answers = __atomic_load_n(&conn_answers_pending, __ATOMIC_ACQUIRE);
+    int holding = __atomic_load_n(&conn_holding_count, __ATOMIC_ACQUIRE);
+    if ((!answers && !holding) || in_shim)
         return 0;
     struct conn *c = conn_acquire(fd);
     if (!c)
         return 0;
     size_t n = conn_take_answer(c, iov, iovcnt, flags & MSG_PEEK);
+    if (n == 0 && __atomic_load_n(&c->holding, __ATOMIC_ACQUIRE) && read_blocks(fd, flags))
+        release_held(c, fd, -1);
     conn_release(c);
     return (ssize_t)n;
 }
@@ -341,13 +405,36 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     return r;
 }
 
+/* Forgets fd; when it was the socket's last fd, sends what we hold first. */
+static void forget_closing(int fd)
+{
+    int e = errno;
+    struct conn *c = conn_acquire(fd);
+    if (conn_forget(fd) && c && !in_shim)
+        release_held(c, fd, RELEASE_ON_CLOSE_MS);
+    conn_release(c);
+    errno = e;
+}
+
 EXPORT int close(int fd)
 {
     real_ensure();
     /* Forget first: once close returns, the number may name a new socket. */
     if (conn_maybe_tracked(fd))
-        conn_forget(fd);
+        forget_closing(fd);
     return real.close(fd);
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+    real_ensure();
+    if (how != SHUT_RD && conn_maybe_tracked(fd) && !in_shim) {
+        struct conn *c = conn_acquire(fd);
+        if (c)
+            release_held(c, fd, RELEASE_ON_CLOSE_MS);
+        conn_release(c);
+    }
+    return real.shutdown(fd, how);
 }
 
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
@@ -483,9 +570,54 @@ static int merge_poll(struct pollfd *fds, nfds_t n, int r)
     return ready;
 }
 
+static int polls_for_writing(const struct pollfd *fds, nfds_t n, int fd)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd == fd && (fds[i].events & POLLOUT))
+            return 1;
+    return 0;
+}
+
+/* Waiting to read and not to write: the application expects an answer.
+ * (A zero timeout only asks; it does not wait. An fd may appear more than
+ * once: curl lists it for reading and for writing separately.) */
+static void release_poll_waiters(const struct pollfd *fds, nfds_t n, int waits)
+{
+    if (!waits || !holding_pending())
+        return;
+    for (nfds_t i = 0; i < n; i++)
+        if ((fds[i].events & POLLIN) && conn_maybe_tracked(fds[i].fd) &&
+            !polls_for_writing(fds, n, fds[i].fd))
+            release_if_waiting(fds[i].fd);
+}
+
+static void release_select_waiters(int nfds, const fd_set *readfds, const fd_set *writefds,
+                                   int waits)
+{
+    if (!waits || !holding_pending() || !readfds)
+        return;
+    for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
+        if (FD_ISSET(fd, readfds) && !(writefds && FD_ISSET(fd, writefds)))
+            release_if_waiting(fd);
+}
+
+static void release_epoll_waiters(int epfd, int waits)
+{
+    if (!waits || !holding_pending())
+        return;
+    struct conn *conns[16];
+    int fds[16];
+    int n = conn_epoll_waiting(epfd, conns, fds, 16);
+    for (int i = 0; i < n; i++) {
+        release_held(conns[i], fds[i], -1);
+        conn_release(conns[i]);
+    }
+}
+
 EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     real_ensure();
+    release_poll_waiters(fds, n, timeout != 0);
     if (!answers_pending() || !poll_answers(fds, n))
         return real.poll(fds, n, timeout);
     return merge_poll(fds, n, real.poll(fds, n, 0));
@@ -495,6 +627,7 @@ EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
                  const sigset_t *mask)
 {
     real_ensure();
+    release_poll_waiters(fds, n, !timeout || timeout->tv_sec || timeout->tv_nsec);
     if (!answers_pending() || !poll_answers(fds, n))
         return real.ppoll(fds, n, timeout, mask);
     struct timespec zero = { 0, 0 };
@@ -526,6 +659,8 @@ EXPORT int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds
                   struct timeval *timeout)
 {
     real_ensure();
+    release_select_waiters(nfds, readfds, writefds,
+                           !timeout || timeout->tv_sec || timeout->tv_usec);
     if (!answers_pending() || !select_answers(nfds, readfds))
         return real.select(nfds, readfds, writefds, exceptfds, timeout);
     fd_set wanted = *readfds;
@@ -538,6 +673,8 @@ EXPORT int pselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfd
                    const struct timespec *timeout, const sigset_t *mask)
 {
     real_ensure();
+    release_select_waiters(nfds, readfds, writefds,
+                           !timeout || timeout->tv_sec || timeout->tv_nsec);
     if (!answers_pending() || !select_answers(nfds, readfds))
         return real.pselect(nfds, readfds, writefds, exceptfds, timeout, mask);
     fd_set wanted = *readfds;
@@ -598,6 +735,7 @@ static int epoll_pwait_now(int epfd, struct epoll_event *events, int max, void *
 EXPORT int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
     real_ensure();
+    release_epoll_waiters(epfd, timeout != 0);
     if (answers_pending() && max > 0) {
         int n = epoll_with_answers(epfd, events, max, epoll_wait_now, NULL);
         if (n > 0)
@@ -610,6 +748,7 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeou
                        const sigset_t *mask)
 {
     real_ensure();
+    release_epoll_waiters(epfd, timeout != 0);
     if (answers_pending() && max > 0) {
         int n = epoll_with_answers(epfd, events, max, epoll_pwait_now, (void *)mask);
         if (n > 0)

@@ -64,6 +64,16 @@ int outbound_idle(const struct outbound *ob)
     return ob->msg == OUTBOUND_FRESH && ob->queue.len == 0 && ob->held == 0;
 }
 
+static int holding_request(const struct outbound *ob)
+{
+    return (ob->msg == OUTBOUND_UNDECIDED || ob->msg == OUTBOUND_TAG) && ob->head.len > 0;
+}
+
+int outbound_holding(const struct outbound *ob)
+{
+    return holding_request(ob) || ob->queue.len > 0;
+}
+
 /* ---- the decision, made from parser events ---------------------------- */
 
 static int decide_pass(struct outbound *ob, const char *why)
@@ -278,15 +288,17 @@ static int queue_rest(struct outbound *ob, const struct iovec *iov, int first, i
     return 0;
 }
 
-/* No memory to keep what the socket did not take: wait it out rather than
- * lose it. A broken connection takes the bytes with it. */
-static void send_waiting(const struct outbound_io *io, struct iovec *iov, int cnt, int first)
+/* Sends iov[*first..cnt), waiting for the socket whenever it is full, as
+ * long as io->wait_writable agrees to wait. Returns 0 when all went out. */
+static int send_waiting(const struct outbound_io *io, struct iovec *iov, int cnt, int *first)
 {
-    while (send_all(io, iov, cnt, &first) != 0) {
+    while (send_all(io, iov, cnt, first) != 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return;
-        io->wait_writable(io->ctx);
+            return -1;
+        if (io->wait_writable(io->ctx) != 0)
+            return -1;
     }
+    return 0;
 }
 
 /* Sends e. Whatever the socket does not take is copied to the queue; returns
@@ -296,11 +308,10 @@ static int emit_flush(struct outbound *ob, struct emit *e, const struct outbound
     int first = 0, rc = 0;
     if (e->cnt && send_all(io, e->iov, e->cnt, &first) != 0) {
         int saved = errno;
-        if (queue_rest(ob, e->iov, first, e->cnt) == 0) {
+        if (queue_rest(ob, e->iov, first, e->cnt) == 0)
             rc = -1;
-        } else {
-            send_waiting(io, e->iov, e->cnt, first);
-        }
+        else /* no memory to keep the rest: wait it out rather than lose it */
+            send_waiting(io, e->iov, e->cnt, &first);
         errno = saved;
     }
     e->cnt = 0;
@@ -309,11 +320,13 @@ static int emit_flush(struct outbound *ob, struct emit *e, const struct outbound
     return rc;
 }
 
-static int queue_flush(struct outbound *ob, const struct outbound_io *io)
+/* Sends the queue, waiting for the socket if asked to. Returns 0 when it
+ * is empty. */
+static int queue_flush(struct outbound *ob, const struct outbound_io *io, int wait)
 {
     struct iovec iov = { ob->queue.data, ob->queue.len };
     int first = 0;
-    int rc = send_all(io, &iov, 1, &first);
+    int rc = wait ? send_waiting(io, &iov, 1, &first) : send_all(io, &iov, 1, &first);
     int saved = errno;
     buf_consume(&ob->queue, ob->queue.len - (first ? 0 : iov.iov_len));
     if (rc == 0)
@@ -526,7 +539,7 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
                        const struct outbound_io *io)
 {
     size_t n = iov_total(iov, iovcnt);
-    if (ob->queue.len && queue_flush(ob, io) != 0)
+    if (ob->queue.len && queue_flush(ob, io, 0) != 0)
         return -1;
     if (n == 0)
         return 0;
@@ -565,4 +578,37 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
 done:
     ob->parser.ctx = NULL;
     return acknowledge(ob, taken, send_errno);
+}
+
+int outbound_release(struct outbound *ob, const struct outbound_io *io)
+{
+    struct emit e = { .cnt = 0 };
+    if (holding_request(ob)) {
+        log_msg(CONFIG_LOG_INFO, "the application stopped sending in the middle of a "
+                "request; it goes out untagged, as it came");
+        emit_held(ob, &e, ob->head.len);
+        ob->msg = OUTBOUND_PASS;
+    }
+    int first = 0;
+    if (ob->queue.len && queue_flush(ob, io, 1) != 0) {
+        queue_rest(ob, e.iov, 0, e.cnt);
+        return -1;
+    }
+    if (e.cnt && send_waiting(io, e.iov, e.cnt, &first) != 0) {
+        queue_rest(ob, e.iov, first, e.cnt);
+        return -1;
+    }
+    return 0;
+}
+
+void outbound_disown(struct outbound *ob)
+{
+    if (outbound_idle(ob))
+        return;
+    buf_free(&ob->head);
+    buf_free(&ob->body);
+    buf_free(&ob->queue);
+    ob->held = 0;
+    ob->msg = OUTBOUND_FRESH;
+    ob->passthrough = 1;
 }

@@ -32,9 +32,9 @@ struct outbound_io {
     /* Makes bytes readable by the application as if the server sent them
      * (a 100 Continue). Returns 0, or -1 when that cannot be done. */
     int (*answer)(void *ctx, const char *bytes, size_t len);
-    /* Waits until the socket can take more: the last resort when there is
-     * no memory left to queue bytes a partial send left behind. */
-    void (*wait_writable)(void *ctx);
+    /* Waits until the socket can take more. Returns 0, or -1 when it gave
+     * up (its own time limit, or an error). */
+    int (*wait_writable)(void *ctx);
     void *ctx;
 };
 
@@ -88,5 +88,20 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
 
 /* Nothing held, nothing queued, between requests. */
 int outbound_idle(const struct outbound *ob);
+
+/* Whether bytes the application counts as sent are still here: an
+ * unfinished request held for its key, or a queue a partial send left. */
+int outbound_holding(const struct outbound *ob);
+
+/* The application waits for an answer, or shuts down or closes, while we
+ * hold an unfinished request: it will send no more of it, so what is held
+ * goes out as it came, untagged, and the rest of the request passes through.
+ * Waits for the socket as io->wait_writable allows. Returns 0 when
+ * everything went out, -1 when some is still queued. */
+int outbound_release(struct outbound *ob, const struct outbound_io *io);
+
+/* In a forked child: what is held is the parent's to send. A connection
+ * forked mid-request passes through in the child; an idle one goes on. */
+void outbound_disown(struct outbound *ob);
 
 #endif

@@ -35,6 +35,7 @@ void real_init(void)
     RESOLVE(recv_chk, "__recv_chk");
     RESOLVE(recvfrom_chk, "__recvfrom_chk");
     RESOLVE(close, "close");
+    RESOLVE(shutdown, "shutdown");
     RESOLVE(close_range, "close_range");
     RESOLVE(dup, "dup");
     RESOLVE(dup2, "dup2");

@@ -34,6 +34,7 @@ struct real_calls {
     ssize_t (*recv_chk)(int, void *, size_t, size_t, int);
     ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
     int (*close)(int);
+    int (*shutdown)(int, int);
     int (*close_range)(unsigned int, unsigned int, int);
     int (*dup)(int);
     int (*dup2)(int, int);

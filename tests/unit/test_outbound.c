@@ -111,9 +111,13 @@ static int fake_answer(void *ctx, const char *bytes, size_t len)
     return buf_append(&s->answered, bytes, len);
 }
 
-static void fake_wait(void *ctx)
+static int fake_wait(void *ctx)
 {
-    (void)ctx;
+    struct fake_socket *s = ctx;
+    /* The peer read everything: the socket takes bytes again. */
+    s->capacity = 0;
+    s->eagain_percent = 0;
+    return 0;
 }
 
 /* Writes all of data as a careful non-blocking client would: in pieces of

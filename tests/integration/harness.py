@@ -1,0 +1,360 @@
+"""What every integration test uses: paths, the expected-key computation,
+byte-exact comparison, and the per-test Context (temp dir, environment,
+servers, running programs).
+
+A test is a function test_NAME(ctx) in tests/integration/test_*.py. It fails
+by raising AssertionError (or any exception), skips by raising Skip. The
+runner (run.py) gives it a fresh Context in a process of its own.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(ROOT, "build")
+LIB = os.path.join(BUILD, "libretrysafe.so")
+TOOL = os.path.join(BUILD, "retrysafe")
+CLIENT_SRC = os.path.join(HERE, "clients")
+CLIENT_BIN = os.path.join(BUILD, "clients")
+PYTHON = sys.executable
+
+TEST_SECRET = "retrysafe-integration-test-secret"
+DEFAULT_HEADER = "Idempotency-Key"
+DEFAULT_TIMEOUT = 10.0
+KEY_TAG = b"retrysafe key v1\n"
+
+# Variables a test environment never inherits: they would change what the
+# programs send or whether the shim is loaded.
+_SCRUB_PREFIXES = ("RETRYSAFE_",)
+_SCRUB = {"LD_PRELOAD", "LD_LIBRARY_PATH", "http_proxy", "HTTP_PROXY",
+          "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+          "NO_PROXY", "CURL_HOME", "WGETRC", "NODE_OPTIONS", "PYTHONPATH"}
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here (a program is missing)."""
+
+
+def timeout(seconds):
+    """Decorator: this test may take up to `seconds` (default 10)."""
+    def mark(fn):
+        fn.timeout = seconds
+        return fn
+    return mark
+
+
+# -- keys ---------------------------------------------------------------------
+
+def _b(x):
+    return x.encode() if isinstance(x, str) else bytes(x)
+
+
+def normalize_authority(authority, tls=False):
+    """Lower case, default port dropped: "Example.COM:80" -> "example.com"."""
+    a = _b(authority).lower()
+    default = b":443" if tls else b":80"
+    if a.endswith(default):
+        a = a[:-len(default)]
+    return a
+
+
+def expected_key(method, authority, path, body=b"", scope=b"",
+                 secret=TEST_SECRET, tls=False):
+    """The key the shim must send, per the contract (DESIGN.md, issue #2):
+    base64url_nopad(HMAC-SHA256(secret, msg)[:24]) where msg is the tag
+    followed by (method, authority, path with query, scope, body), each as
+    an 8-byte big-endian length and its bytes. Returns bytes."""
+    msg = bytearray(KEY_TAG)
+    for field in (_b(method), normalize_authority(authority, tls), _b(path),
+                  _b(scope), _b(body)):
+        msg += len(field).to_bytes(8, "big") + field
+    digest = hmac.new(_b(secret), bytes(msg), hashlib.sha256).digest()[:24]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=")
+
+
+# -- raw request bytes --------------------------------------------------------
+
+def head_end(raw):
+    """Offset of the empty line ending the head (its CRLF)."""
+    i = raw.find(b"\r\n\r\n")
+    if i < 0:
+        raise AssertionError("no end of head in %r" % raw[:300])
+    return i + 2
+
+
+def insert_header(raw, name, value):
+    """raw with "name: value\\r\\n" as the last header line."""
+    i = head_end(raw)
+    return raw[:i] + _b(name) + b": " + _b(value) + b"\r\n" + raw[i:]
+
+
+def remove_header(raw, name):
+    """raw without any header line called name (any case)."""
+    i = head_end(raw)
+    lines = raw[:i].split(b"\r\n")
+    n = _b(name).lower()
+    kept = [l for l in lines[1:]
+            if l.split(b":", 1)[0].strip().lower() != n]
+    return b"\r\n".join(lines[:1] + kept) + raw[i:]
+
+
+def header_values(raw, name):
+    """Values of the header lines called name (any case) in raw's head."""
+    i = head_end(raw)
+    n = _b(name).lower()
+    out = []
+    for line in raw[:i].split(b"\r\n")[1:]:
+        k, sep, v = line.partition(b":")
+        if sep and k.strip().lower() == n:
+            out.append(v.strip())
+    return out
+
+
+def describe_diff(expected, got, limit=2000):
+    """A readable account of where two byte strings differ."""
+    if expected == got:
+        return "identical"
+    n = 0
+    while n < min(len(expected), len(got)) and expected[n] == got[n]:
+        n += 1
+    lo = max(0, n - 60)
+    msg = ["expected %d bytes, got %d; first difference at offset %d"
+           % (len(expected), len(got), n),
+           "  expected[%d:]: %r" % (lo, expected[lo:n + 80]),
+           "  got     [%d:]: %r" % (lo, got[lo:n + 80])]
+    if len(expected) + len(got) <= limit:
+        msg += ["  full expected: %r" % expected, "  full got:      %r" % got]
+    return "\n".join(msg)
+
+
+def assert_bytes(expected, got, what="server received"):
+    if expected != got:
+        raise AssertionError("%s wrong bytes: %s"
+                             % (what, describe_diff(expected, got)))
+
+
+def assert_tagged(got, original, method, authority, path, body,
+                  header=DEFAULT_HEADER, scope=b"", secret=TEST_SECRET,
+                  what="server received"):
+    """got must be original plus exactly one `header: key` line, inserted
+    last, with the key the contract prescribes. Returns the key."""
+    key = expected_key(method, authority, path, body, scope, secret)
+    vals = header_values(got, header) if b"\r\n\r\n" in got else []
+    if len(vals) != 1:
+        raise AssertionError("%s %d %s header line(s), expected 1 (%s): %s"
+                             % (what, len(vals), header, vals,
+                                describe_diff(insert_header(original, header,
+                                                            key), got)))
+    if vals[0] != key:
+        raise AssertionError("%s %s: %s, expected %s (method=%r authority=%r"
+                             " path=%r scope=%r body=%d bytes)"
+                             % (what, header, vals[0].decode("latin-1"),
+                                key.decode(), method, authority, path, scope,
+                                len(_b(body))))
+    assert_bytes(insert_header(original, header, key), got, what)
+    return key
+
+
+def assert_untagged(got, original, header=DEFAULT_HEADER,
+                    what="server received"):
+    assert_bytes(original, got, what)
+
+
+# -- the per-test context -----------------------------------------------------
+
+def base_env(tmp):
+    env = {k: v for k, v in os.environ.items()
+           if k not in _SCRUB and not k.startswith(_SCRUB_PREFIXES)}
+    home = os.path.join(tmp, "home")
+    state = os.path.join(tmp, "state")
+    os.makedirs(home, exist_ok=True)
+    os.makedirs(state, exist_ok=True)
+    env.update(HOME=home, XDG_STATE_HOME=state, RETRYSAFE_SECRET=TEST_SECRET,
+               LC_ALL="C", TZ="UTC")
+    return env
+
+
+def _arg(a):
+    return a if isinstance(a, bytes) else str(a)
+
+
+def _show(a):
+    a = a.decode("latin-1") if isinstance(a, bytes) else str(a)
+    return "<script>" if "\n" in a else a
+
+
+class Context:
+    """One test's world: ctx.tmp (fresh directory), ctx.env (environment
+    without the shim), servers that stop when the test ends."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.env = base_env(tmp)
+        self._cleanup = []
+        self._n = 0
+
+    def close(self):
+        for fn in reversed(self._cleanup):
+            try:
+                fn()
+            except Exception:
+                pass
+
+    # servers
+    def recording_server(self, **kw):
+        from servers import RecordingServer
+        s = RecordingServer(**kw)
+        self._cleanup.append(s.stop)
+        return s
+
+    def key_server(self, **kw):
+        from servers import KeyServer
+        s = KeyServer(**kw)
+        self._cleanup.append(s.stop)
+        return s
+
+    # environments
+    def shim_env(self, hosts=None, **variables):
+        """ctx.env plus LD_PRELOAD of the shim, RETRYSAFE_HOSTS=hosts (unset
+        when None) and RETRYSAFE_<NAME>=value for each keyword."""
+        require_lib()
+        env = dict(self.env)
+        env["LD_PRELOAD"] = LIB
+        if hosts is not None:
+            env["RETRYSAFE_HOSTS"] = hosts
+        for k, v in variables.items():
+            env["RETRYSAFE_" + k.upper()] = str(v)
+        return env
+
+    # files
+    def write(self, data, name=None):
+        """Writes data to a new file in tmp; returns its path."""
+        self._n += 1
+        path = os.path.join(self.tmp, name or "data%d" % self._n)
+        with open(path, "wb") as f:
+            f.write(_b(data))
+        return path
+
+    # programs
+    def run(self, argv, env=None, timeout=8.0, check=True, input=None,
+            cwd=None):
+        """Runs argv; returns the CompletedProcess (bytes). With check, a
+        non-zero exit fails the test, showing stderr."""
+        try:
+            p = subprocess.run([_arg(a) for a in argv], env=env or self.env,
+                               input=input, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout,
+                               cwd=cwd or self.tmp)
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError("%s timed out after %ss; stderr: %r"
+                                 % (os.path.basename(str(argv[0])), timeout,
+                                    (e.stderr or b"")[-500:]))
+        if check and p.returncode != 0:
+            how = ("exited %d" % p.returncode if p.returncode > 0 else
+                   "killed by %s" % signal.Signals(-p.returncode).name)
+            raise AssertionError("%s %s; stderr: %r; stdout: %r"
+                                 % (" ".join(map(_show, argv))[:300], how,
+                                    p.stderr[-800:], p.stdout[-300:]))
+        return p
+
+    def python(self, code, *args, env=None, **kw):
+        """Runs a python3 snippet (the real interpreter, not a shell shim)."""
+        return self.run([PYTHON, "-c", code] + list(args), env=env, **kw)
+
+    def curl(self, *args, env=None, **kw):
+        """Runs curl quietly (no ~/.curlrc), failing on connection errors."""
+        return self.run([need("curl"), "-q", "-sS"] + list(args), env=env,
+                        **kw)
+
+
+def need(program):
+    """Full path of program, or Skip if it is not installed."""
+    path = shutil.which(program)
+    if path is None:
+        raise Skip("%s not installed" % program)
+    return path
+
+
+def require_lib():
+    if not os.path.exists(LIB):
+        raise AssertionError("build/libretrysafe.so missing (run make)")
+
+
+def require_tool():
+    if not os.path.exists(TOOL):
+        raise AssertionError("build/retrysafe missing (run make)")
+    return TOOL
+
+
+def client(name):
+    """Path of build/clients/NAME (built by run.py or the Makefile)."""
+    path = os.path.join(CLIENT_BIN, name)
+    if not os.path.exists(path):
+        raise AssertionError("build/clients/%s missing (make integration "
+                             "builds it)" % name)
+    return path
+
+
+CLIENT_CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wshadow",
+                 "-Wpointer-arith", "-Wstrict-prototypes", "-O2", "-g"]
+
+
+def build_clients():
+    """Compiles each clients/NAME.c newer than build/clients/NAME, as the
+    Makefile does. Returns a list of error messages."""
+    errors = []
+    if not os.path.isdir(CLIENT_SRC):
+        return errors
+    os.makedirs(CLIENT_BIN, exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    for fn in sorted(os.listdir(CLIENT_SRC)):
+        if not fn.endswith(".c"):
+            continue
+        src = os.path.join(CLIENT_SRC, fn)
+        out = os.path.join(CLIENT_BIN, fn[:-2])
+        if (os.path.exists(out)
+                and os.path.getmtime(out) >= os.path.getmtime(src)):
+            continue
+        p = subprocess.run([cc] + CLIENT_CFLAGS + ["-o", out, src, "-lcurl",
+                                                   "-lpthread"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if p.returncode != 0:
+            errors.append("building %s failed:\n%s"
+                          % (fn, p.stdout.decode(errors="replace")))
+    return errors
+
+
+# -- common shapes of a test ----------------------------------------------------
+
+def exchange(server, fn, n=1, timeout=5.0):
+    """Forgets what server saw, calls fn(), and returns (fn's result, the
+    first n requests the server then received)."""
+    server.clear()
+    out = fn()
+    return out, server.wait_requests(n, timeout)
+
+
+def control_and_shim(ctx, server, run, shim_env, n=1):
+    """run(env) once without the shim (the control) and once with shim_env,
+    against the same server. Returns (control requests, shim requests,
+    control output, shim output)."""
+    out0, ctl = exchange(server, lambda: run(ctx.env), n)
+    out1, got = exchange(server, lambda: run(shim_env), n)
+    return ctl, got, out0, out1
+
+
+def post_request(authority, path, body, headers=(), method=b"POST"):
+    """A plain HTTP/1.1 request as a client would write it."""
+    head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (_b(method), _b(path),
+                                                 _b(authority))
+    for h in headers:
+        head += _b(h) + b"\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(_b(body))
+    return head + _b(body)
