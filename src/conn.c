@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <unistd.h>
 
 /* fds past this are never tracked (they pass through untouched). */
 #define CONN_MAX_FDS (1 << 20)
@@ -19,6 +20,7 @@ struct conn **conn_table;
 int conn_table_size;
 int conn_answers_pending;
 int conn_holding_count;
+pid_t conn_owner_pid;
 
 /* Taking a reference and clearing a slot happen under the slot's stripe
  * lock, so a reference is never taken on a connection being freed. */
@@ -47,6 +49,7 @@ int conn_table_init(void)
     if (table == MAP_FAILED)
         return -1;
     conn_table_size = (int)size;
+    conn_owner_pid = getpid();
     __atomic_store_n(&conn_table, (struct conn **)table, __ATOMIC_RELEASE);
     return 0;
 }
@@ -188,16 +191,6 @@ void conn_note_holding(struct conn *c)
         __atomic_sub_fetch(&conn_holding_count, 1, __ATOMIC_ACQ_REL);
 }
 
-void conn_forget_range(unsigned first, unsigned last)
-{
-    if (!conn_table)
-        return;
-    if (last >= (unsigned)conn_table_size)
-        last = (unsigned)conn_table_size - 1;
-    for (unsigned fd = first; fd <= last && fd >= first; fd++)
-        conn_forget((int)fd);
-}
-
 void conn_dup(int oldfd, int newfd)
 {
     if (!conn_table || newfd < 0 || newfd >= conn_table_size)
@@ -264,11 +257,59 @@ int conn_has_answer(int fd)
 
 /* ---- epoll registrations, so epoll_wait can report answers ------------- */
 
+/* epoll fds we recorded registrations for: when one is closed its number
+ * may come back as another epoll set, which must not inherit them. */
+#define CONN_KNOWN_EPFDS 64
+static int known_epfds[CONN_KNOWN_EPFDS];
+static int n_known_epfds;
+static pthread_mutex_t epfd_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void remember_epfd(int epfd)
+{
+    pthread_mutex_lock(&epfd_lock);
+    int i = 0;
+    while (i < n_known_epfds && known_epfds[i] != epfd)
+        i++;
+    if (i == n_known_epfds && i < CONN_KNOWN_EPFDS) {
+        known_epfds[i] = epfd;
+        __atomic_store_n(&n_known_epfds, i + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&epfd_lock);
+}
+
+void conn_epoll_closed(int fd)
+{
+    if (!__atomic_load_n(&n_known_epfds, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&epfd_lock);
+    int i = 0;
+    while (i < n_known_epfds && known_epfds[i] != fd)
+        i++;
+    if (i == n_known_epfds) {
+        pthread_mutex_unlock(&epfd_lock);
+        return;
+    }
+    known_epfds[i] = known_epfds[n_known_epfds - 1];
+    __atomic_store_n(&n_known_epfds, n_known_epfds - 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&live_lock);
+    for (struct conn *c = live; c; c = c->next_live) {
+        pthread_mutex_lock(&c->in_lock);
+        for (int k = 0; k < CONN_EPOLL_SLOTS; k++)
+            if (c->epoll[k].epfd == fd)
+                c->epoll[k].epfd = -1;
+        pthread_mutex_unlock(&c->in_lock);
+    }
+    pthread_mutex_unlock(&live_lock);
+    pthread_mutex_unlock(&epfd_lock);
+}
+
 void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event)
 {
     struct conn *c = conn_acquire(fd);
     if (!c)
         return;
+    if (op != EPOLL_CTL_DEL)
+        remember_epfd(epfd);
     pthread_mutex_lock(&c->in_lock);
     struct conn_epoll *slot = NULL, *free_slot = NULL;
     for (int i = 0; i < CONN_EPOLL_SLOTS; i++) {
@@ -315,6 +356,18 @@ int conn_epoll_answers(int epfd, struct epoll_event *events, int max)
     return n;
 }
 
+/* A reference on a connection found through the live list, unless its
+ * last reference is already gone and it is on its way out. */
+static int acquire_live(struct conn *c)
+{
+    int refs = __atomic_load_n(&c->refs, __ATOMIC_ACQUIRE);
+    while (refs > 0)
+        if (__atomic_compare_exchange_n(&c->refs, &refs, refs + 1, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
 int conn_epoll_waiting(int epfd, struct conn **conns, int *fds, int max)
 {
     int n = 0;
@@ -329,9 +382,10 @@ int conn_epoll_waiting(int epfd, struct conn **conns, int *fds, int max)
             const struct conn_epoll *slot = &c->epoll[i];
             uint32_t ev = slot->event.events;
             if (slot->epfd == epfd && (ev & EPOLLIN) && !(ev & EPOLLOUT)) {
-                __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
-                conns[n] = c;
-                fds[n++] = slot->fd;
+                if (acquire_live(c)) {
+                    conns[n] = c;
+                    fds[n++] = slot->fd;
+                }
                 break;
             }
         }
@@ -361,8 +415,10 @@ void conn_fork_parent(void)
  * would stay held for ever. The child starts every lock afresh. */
 void conn_fork_child(void)
 {
+    conn_owner_pid = getpid();
     for (int i = 0; i < CONN_STRIPES; i++)
         pthread_mutex_init(&stripes[i], NULL);
+    pthread_mutex_init(&epfd_lock, NULL);
     for (struct conn *c = live; c; c = c->next_live) {
         pthread_mutex_init(&c->out_lock, NULL);
         pthread_mutex_init(&c->in_lock, NULL);

@@ -56,6 +56,8 @@ extern int conn_table_size;
 extern int conn_answers_pending;
 /* How many connections hold bytes the application counts as sent. */
 extern int conn_holding_count;
+/* The process whose connections the table holds. */
+extern pid_t conn_owner_pid;
 
 static inline int conn_maybe_tracked(int fd)
 {
@@ -85,8 +87,7 @@ int conn_forget(int fd);
 void conn_note_holding(struct conn *c);
 /* newfd now names the same socket as oldfd. */
 void conn_dup(int oldfd, int newfd);
-/* fds first..last were closed. */
-void conn_forget_range(unsigned first, unsigned last);
+
 
 /* Makes bytes readable as if the server had sent them. */
 int conn_add_answer(struct conn *c, const char *bytes, size_t len);
@@ -95,6 +96,9 @@ size_t conn_take_answer(struct conn *c, const struct iovec *iov, int iovcnt, int
 int conn_has_answer(int fd);
 
 void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event);
+/* fd is being closed: if it is an epoll fd we recorded, its registrations
+ * die with it. */
+void conn_epoll_closed(int fd);
 /* Fills events with EPOLLIN for connections in epfd that hold an answer. */
 int conn_epoll_answers(int epfd, struct epoll_event *events, int max);
 /* Connections registered in epfd for reading only that hold bytes: the

@@ -30,6 +30,8 @@ struct emit {
     int cnt;
     int internal;      /* an entry points into our own buffers */
     int must_flush;
+    int stop;          /* the socket is full: take nothing more this call */
+    int send_errno;
 };
 
 /* Set for the duration of one outbound_write: the callbacks need them. */
@@ -475,8 +477,38 @@ static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p,
     return k;
 }
 
-static size_t take_passing(struct outbound *ob, struct emit *e, const char *p, size_t len)
+/* Body bytes of a request we pass on go straight from the caller's buffer
+ * and are counted only once the socket took them: a large upload is never
+ * copied, and a full socket gets the caller EAGAIN as it would without us. */
+static size_t send_passing_body(struct outbound *ob, struct emit *e, const char *p,
+                                size_t len, const struct outbound_io *io)
 {
+    size_t k = len < ob->parser.remaining ? len : (size_t)ob->parser.remaining;
+    struct iovec v = { (void *)p, k };
+    ssize_t r = io->send(io->ctx, &v, 1);
+    if (r <= 0) {
+        e->stop = 1;
+        e->send_errno = r < 0 ? errno : EAGAIN;
+        return 0;
+    }
+    http_req_feed(&ob->parser, p, (size_t)r);
+    if (ob->message_complete)
+        end_request(ob);
+    if ((size_t)r < k)
+        e->stop = 1;
+    return (size_t)r;
+}
+
+static int in_counted_body(const struct http_req_parser *p)
+{
+    return (p->state == HTTP_REQ_BODY || p->state == HTTP_REQ_CHUNK_DATA) && p->remaining > 0;
+}
+
+static size_t take_passing(struct outbound *ob, struct emit *e, const char *p, size_t len,
+                           const struct outbound_io *io)
+{
+    if (e->cnt == 0 && in_counted_body(&ob->parser))
+        return send_passing_body(ob, e, p, len, io);
     size_t k = http_req_feed(&ob->parser, p, len);
     if (http_req_failed(&ob->parser))
         return give_up(ob, e, p, len, ob->parser.error ? ob->parser.error : "not HTTP");
@@ -486,8 +518,10 @@ static size_t take_passing(struct outbound *ob, struct emit *e, const char *p, s
     return k;
 }
 
-/* Takes some of p; returns how much (0: flush e first, then call again). */
-static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t len)
+/* Takes some of p; returns how much (0: flush e first, then call again;
+ * or e->stop: the socket is full). */
+static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t len,
+                   const struct outbound_io *io)
 {
     if (ob->passthrough) {
         emit_add(e, p, len, 0);
@@ -511,7 +545,7 @@ static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t le
         begin_request(ob);
     }
     if (ob->msg == OUTBOUND_PASS)
-        return take_passing(ob, e, p, len);
+        return take_passing(ob, e, p, len, io);
     return take_undecided(ob, e, p, len);
 }
 
@@ -526,8 +560,12 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 /* The caller's answer once nothing more will be taken in this call. */
 static ssize_t acknowledge(struct outbound *ob, size_t taken, int send_errno)
 {
-    if (ob->queue.len == 0)
-        return (ssize_t)taken;
+    if (ob->queue.len == 0) {
+        if (taken > 0)
+            return (ssize_t)taken;
+        errno = send_errno ? send_errno : EAGAIN;
+        return -1;
+    }
     ob->held = 1;
     if (taken > 1)
         return (ssize_t)(taken - 1);
@@ -543,6 +581,9 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
         return -1;
     if (n == 0)
         return 0;
+    /* Not HTTP (TLS, say): the kernel's own semantics, nothing copied. */
+    if (ob->passthrough && ob->held == 0)
+        return io->send(io->ctx, iov, iovcnt);
 
     struct outbound_call call = { ob, io };
     ob->parser.ctx = &call;
@@ -561,10 +602,14 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
         len -= s;
         skip -= s;
         while (len > 0) {
-            size_t k = take(ob, &e, p, len);
+            size_t k = take(ob, &e, p, len, io);
             p += k;
             len -= k;
             taken += k;
+            if (e.stop) {
+                send_errno = e.send_errno;
+                goto done;
+            }
             if (!e.must_flush)
                 continue;
             if (emit_flush(ob, &e, io) != 0) {
@@ -611,4 +656,12 @@ void outbound_disown(struct outbound *ob)
     ob->held = 0;
     ob->msg = OUTBOUND_FRESH;
     ob->passthrough = 1;
+}
+
+void outbound_pass_for_good(struct outbound *ob)
+{
+    if (holding_request(ob))
+        return;
+    ob->passthrough = 1;
+    ob->msg = OUTBOUND_FRESH;
 }

@@ -100,6 +100,11 @@ int outbound_holding(const struct outbound *ob);
  * everything went out, -1 when some is still queued. */
 int outbound_release(struct outbound *ob, const struct outbound_io *io);
 
+/* The stream is no longer ours to follow (bytes went out behind our back):
+ * pass everything through from now on. Call after outbound_release; a
+ * request still held is kept until it can go. */
+void outbound_pass_for_good(struct outbound *ob);
+
 /* In a forked child: what is held is the parent's to send. A connection
  * forked mid-request passes through in the child; an idle one goes on. */
 void outbound_disown(struct outbound *ob);

@@ -24,6 +24,8 @@ void real_init(void)
     RESOLVE(sendto, "sendto");
     RESOLVE(sendmsg, "sendmsg");
     RESOLVE(sendmmsg, "sendmmsg");
+    RESOLVE(sendfile, "sendfile");
+    RESOLVE(sendfile64, "sendfile64");
     RESOLVE(write, "write");
     RESOLVE(writev, "writev");
     RESOLVE(recv, "recv");
@@ -44,6 +46,8 @@ void real_init(void)
     RESOLVE(fcntl64, "fcntl64");
     RESOLVE(fork, "fork");
     RESOLVE(poll, "poll");
+    RESOLVE(poll_chk, "__poll_chk");
+    RESOLVE(ppoll_chk, "__ppoll_chk");
     RESOLVE(ppoll, "ppoll");
     RESOLVE(select, "select");
     RESOLVE(pselect, "pselect");

@@ -16,13 +16,22 @@
 #include <sys/uio.h>
 #include <time.h>
 
+/* glibc declares sendmmsg's flags int, musl unsigned int. */
+#ifdef __GLIBC__
+typedef int real_mmsg_flags;
+#else
+typedef unsigned int real_mmsg_flags;
+#endif
+
 struct real_calls {
     int ready;
     int (*connect)(int, const struct sockaddr *, socklen_t);
     ssize_t (*send)(int, const void *, size_t, int);
     ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
     ssize_t (*sendmsg)(int, const struct msghdr *, int);
-    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, real_mmsg_flags);
+    ssize_t (*sendfile)(int, int, off_t *, size_t);
+    ssize_t (*sendfile64)(int, int, off_t *, size_t);
     ssize_t (*write)(int, const void *, size_t);
     ssize_t (*writev)(int, const struct iovec *, int);
     ssize_t (*recv)(int, void *, size_t, int);
@@ -43,6 +52,8 @@ struct real_calls {
     int (*fcntl64)(int, int, ...);
     pid_t (*fork)(void);
     int (*poll)(struct pollfd *, nfds_t, int);
+    int (*poll_chk)(struct pollfd *, nfds_t, int, size_t);
+    int (*ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);
     int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
     int (*select)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
     int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);

@@ -92,3 +92,18 @@ int shim_disabled(void)
 {
     return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == SHIM_DISABLED;
 }
+
+void shim_fork_prepare(void)
+{
+    pthread_mutex_lock(&start_lock);
+}
+
+void shim_fork_parent(void)
+{
+    pthread_mutex_unlock(&start_lock);
+}
+
+void shim_fork_child(void)
+{
+    pthread_mutex_init(&start_lock, NULL);
+}

@@ -15,4 +15,10 @@ const struct outbound_env *shim_start(void);
 /* True once the shim has decided it will never track anything. */
 int shim_disabled(void);
 
+/* Around fork(): a start under way in another thread must not leave its
+ * lock held in the child. */
+void shim_fork_prepare(void);
+void shim_fork_parent(void);
+void shim_fork_child(void);
+
 #endif

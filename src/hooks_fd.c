@@ -1,0 +1,194 @@
+/* hooks_fd.c - a connection's lifetime: connect starts tracking, close and
+ * its relatives end it, dup copies it, fork splits it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "shim.h"
+
+int hooks_table_is_ours(void)
+{
+    return conn_table && getpid() == conn_owner_pid;
+}
+
+int hooks_trackable(int fd, const struct sockaddr *addr)
+{
+    if (!addr || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+        return 0;
+    if (shim_disabled())
+        return 0;
+    int type = 0;
+    socklen_t len = sizeof(type);
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+struct conn *hooks_track(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    hooks_in_shim++;
+    const struct outbound_env *env = shim_start();
+    struct conn *c = env ? conn_track(fd, addr, len, env) : NULL;
+    hooks_in_shim--;
+    return c;
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    real_ensure();
+    int r = real.connect(fd, addr, len);
+    int e = errno;
+    if (hooks_in_shim || (r != 0 && e != EINPROGRESS && e != EINTR))
+        return r;
+    if (hooks_trackable(fd, addr))
+        conn_release(hooks_track(fd, addr, len));
+    errno = e;
+    return r;
+}
+
+void hooks_forget_closing(int fd)
+{
+    if (!conn_maybe_tracked(fd) || !hooks_table_is_ours())
+        return;
+    int e = errno;
+    struct conn *c = conn_acquire(fd);
+    if (conn_forget(fd) && c && !hooks_in_shim)
+        hooks_release_held(c, fd, HOOKS_RELEASE_ON_CLOSE_MS);
+    conn_release(c);
+    errno = e;
+}
+
+EXPORT int close(int fd)
+{
+    real_ensure();
+    /* Forget first: once close returns, the number may name a new socket. */
+    hooks_forget_closing(fd);
+    conn_epoll_closed(fd);
+    return real.close(fd);
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    real_ensure();
+#ifdef CLOSE_RANGE_CLOEXEC
+    if (!(flags & CLOSE_RANGE_CLOEXEC))
+#endif
+    {
+        unsigned int end = conn_table && last >= (unsigned)conn_table_size
+                               ? (unsigned)conn_table_size - 1 : last;
+        for (unsigned int fd = first; conn_table && fd <= end && fd >= first; fd++)
+            hooks_forget_closing((int)fd);
+    }
+    if (real.close_range)
+        return real.close_range(first, last, flags);
+#ifdef SYS_close_range
+    return (int)syscall(SYS_close_range, first, last, flags);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+EXPORT int shutdown(int fd, int how)
+{
+    real_ensure();
+    if (how != SHUT_RD && hooks_table_is_ours()) {
+        struct conn *c = hooks_tracked(fd);
+        if (c)
+            hooks_release_held(c, fd, HOOKS_RELEASE_ON_CLOSE_MS);
+        conn_release(c);
+    }
+    return real.shutdown(fd, how);
+}
+
+static void dup_tracked(int oldfd, int newfd)
+{
+    if (newfd < 0 || oldfd == newfd || !conn_maybe_tracked(oldfd) || !hooks_table_is_ours())
+        return;
+    int e = errno;
+    conn_dup(oldfd, newfd);
+    errno = e;
+}
+
+EXPORT int dup(int fd)
+{
+    real_ensure();
+    int r = real.dup(fd);
+    dup_tracked(fd, r);
+    return r;
+}
+
+/* dup2 and dup3 close newfd first: what is held for it goes out before. */
+EXPORT int dup2(int oldfd, int newfd)
+{
+    real_ensure();
+    if (oldfd != newfd)
+        hooks_forget_closing(newfd);
+    int r = real.dup2(oldfd, newfd);
+    dup_tracked(oldfd, r);
+    return r;
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    real_ensure();
+    if (oldfd != newfd)
+        hooks_forget_closing(newfd);
+    int r = real.dup3(oldfd, newfd, flags);
+    dup_tracked(oldfd, r);
+    return r;
+}
+
+static int fcntl_common(int (*fn)(int, int, ...), int fd, int cmd, void *arg)
+{
+    int r = fn(fd, cmd, arg);
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+        dup_tracked(fd, r);
+    return r;
+}
+
+/* Every fcntl argument is an int, a long or a pointer; passing on one
+ * pointer-sized value is how libc's own wrappers forward it. */
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+    real_ensure();
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(real.fcntl, fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    real_ensure();
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return fcntl_common(real.fcntl64 ? real.fcntl64 : real.fcntl, fd, cmd, arg);
+}
+
+/* The child must not inherit a lock another thread held at the fork. */
+EXPORT pid_t fork(void)
+{
+    real_ensure();
+    shim_fork_prepare();
+    int tracking = conn_table != NULL;
+    if (tracking)
+        conn_fork_prepare();
+    pid_t pid = real.fork();
+    int e = errno;
+    if (pid == 0) {
+        if (tracking)
+            conn_fork_child();
+        shim_fork_child();
+    } else {
+        if (tracking)
+            conn_fork_parent();
+        shim_fork_parent();
+    }
+    errno = e;
+    return pid;
+}
