@@ -38,23 +38,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_internal.h"
+
 /* What a processing step asks of the feed loop: carry on, return what has
  * been consumed (out of input, or a callback paused), or return what was
  * consumed before the failing line. */
 enum step { STEP_GO, STEP_STOP, STEP_FAIL };
 
 /* ---- characters ------------------------------------------------------- */
-
-/* RFC 9110 tchar as a 128-bit map:
- * ! # $ % & ' * + - . ^ _ ` | ~ DIGIT ALPHA */
-static const uint64_t tchar_map[2] = {
-    UINT64_C(0x03ff6cfa00000000), UINT64_C(0x57ffffffc7fffffe)
-};
-
-static inline int is_tchar(unsigned char c)
-{
-    return c < 128 && ((tchar_map[c >> 6] >> (c & 63)) & 1);
-}
 
 /* Request-target bytes: anything but SP and CTLs. Bytes above 0x7f are let
  * through because clients do send raw UTF-8 paths and servers take them. */
@@ -63,37 +54,9 @@ static inline int is_target_char(unsigned char c)
     return c > 0x20 && c != 0x7f;
 }
 
-/* field-value bytes: VCHAR, obs-text, SP, HTAB; no other CTL. */
-static inline int is_value_char(unsigned char c)
-{
-    return c >= 0x20 ? c != 0x7f : c == '\t';
-}
-
-static inline int is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static inline int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 static inline unsigned char ascii_lower(unsigned char c)
 {
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
-}
-
-static size_t skip_ows(const char *s, size_t i, size_t n)
-{
-    while (i < n && is_ows((unsigned char)s[i]))
-        i++;
-    return i;
 }
 
 /* ---- events ----------------------------------------------------------- */
@@ -152,14 +115,6 @@ static int fail(struct http_req_parser *p, const char *why)
     return STEP_FAIL;
 }
 
-/* The reason for refusing byte c where the grammar wanted something else.
- * A CR left inside a line (after its terminator's CR is removed) is bare:
- * naming that is kinder to whoever reads the log than "bad header value". */
-static const char *bad_byte(char c, const char *why)
-{
-    return c == '\r' ? "bare CR in line" : why;
-}
-
 /* Forgets the finished message but keeps the line buffer's allocation. */
 static void reset_message(struct http_req_parser *p)
 {
@@ -190,87 +145,15 @@ static int finish_message(struct http_req_parser *p)
 
 /* ---- field lines -------------------------------------------------------- */
 
-struct field {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-
-/* Splits a non-empty header or trailer line (terminator removed). */
-static const char *split_field(const char *s, size_t n, struct field *f)
-{
-    size_t i = 0, b, e;
-
-    if (is_ows((unsigned char)s[0]))
-        return "obs-fold or leading whitespace";
-    while (i < n && is_tchar((unsigned char)s[i]))
-        i++;
-    if (i == n)
-        return "bad header name";
-    if (i > 0 && is_ows((unsigned char)s[i]))
-        return "whitespace before colon";
-    if (i == 0 || s[i] != ':')
-        return bad_byte(s[i], "bad header name");
-    b = skip_ows(s, i + 1, n);
-    e = n;
-    while (e > b && is_ows((unsigned char)s[e - 1]))
-        e--;
-    for (size_t k = b; k < e; k++)
-        if (!is_value_char((unsigned char)s[k]))
-            return bad_byte(s[k], "bad header value");
-    f->name = s;
-    f->name_len = i;
-    f->value = s + b;
-    f->value_len = e - b;
-    return NULL;
-}
-
-/* 1*DIGIT at s[*i], into *out; advances *i. */
-static const char *parse_decimal(const char *s, size_t n, size_t *i,
-                                 uint64_t *out)
-{
-    size_t start = *i;
-    uint64_t v = 0;
-
-    for (; *i < n && s[*i] >= '0' && s[*i] <= '9'; (*i)++) {
-        unsigned d = (unsigned)(s[*i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return "Content-Length overflow";
-        v = v * 10 + d;
-    }
-    if (*i == start)
-        return "bad Content-Length";
-    *out = v;
-    return NULL;
-}
-
-/* Content-Length: 1*DIGIT, or a list of equal ones ("5, 5"), which RFC 9110
- * §8.6 lets a recipient take as one; so are repeated headers that agree.
- * Any disagreement, or an empty member, is refused. */
+/* Content-Length (see content_length_list). With Transfer-Encoding too, a
+ * request is refused: the two could frame it differently. */
 static const char *content_length(struct http_req_parser *p, const char *v,
                                   size_t n)
 {
-    size_t i = 0;
-
     if (p->seen_transfer_encoding)
         return "Transfer-Encoding with Content-Length";
-    for (;;) {
-        uint64_t x;
-        const char *why = parse_decimal(v, n, &i, &x);
-        if (why)
-            return why;
-        if (p->seen_content_length && x != p->content_length)
-            return "conflicting Content-Length";
-        p->seen_content_length = 1;
-        p->content_length = x;
-        i = skip_ows(v, i, n);
-        if (i == n)
-            return NULL;
-        if (v[i] != ',')
-            return "bad Content-Length";
-        i = skip_ows(v, i + 1, n);
-    }
+    return content_length_list(v, n, &p->seen_content_length,
+                               &p->content_length);
 }
 
 /* Transfer-Encoding: a list of codings, across all such headers, whose last
@@ -424,40 +307,11 @@ static int end_of_head(struct http_req_parser *p, size_t blank_line_start)
     return emit_head_done(p, &info);
 }
 
-/* Chunk extensions are ignored but must look like them: optional
- * whitespace, ';', then field-value bytes (so no CR). */
-static const char *chunk_extension(const char *s, size_t n)
-{
-    size_t i;
-
-    if (n == 0)
-        return NULL;
-    i = skip_ows(s, 0, n);
-    if (i == n || s[i] != ';')
-        return i == n ? "bad chunk size" : bad_byte(s[i], "bad chunk size");
-    for (; i < n; i++)
-        if (!is_value_char((unsigned char)s[i]))
-            return bad_byte(s[i], "bad chunk extension");
-    return NULL;
-}
-
 static int chunk_size_line(struct http_req_parser *p, const char *s, size_t n)
 {
     uint64_t size = 0;
-    size_t i = 0;
-    const char *why;
+    const char *why = chunk_size(s, n, &size);
 
-    for (; i < n; i++) {
-        int d = hex_value((unsigned char)s[i]);
-        if (d < 0)
-            break;
-        if (size > UINT64_MAX >> 4)
-            return fail(p, "chunk size overflow");
-        size = size << 4 | (uint64_t)d;
-    }
-    if (i == 0)
-        return fail(p, n ? bad_byte(s[0], "bad chunk size") : "bad chunk size");
-    why = chunk_extension(s + i, n - i);
     if (why)
         return fail(p, why);
     if (size == 0) {

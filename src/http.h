@@ -130,4 +130,73 @@ int http_split_target(const char *target, size_t len,
 /* Case-insensitive comparison of a header name with a NUL-terminated one. */
 int http_name_equals(const char *name, size_t len, const char *want);
 
+
+/* ---- responses ---------------------------------------------------------
+ *
+ * Incremental HTTP/1.1 response parser, fed the bytes a connection reads,
+ * in order and in pieces of any size. It follows the framing (RFC 9112,
+ * 6.3) so that each answer can be matched to its request: Content-Length,
+ * chunked, read-until-close, no body for 1xx, 204, 304 and answers to HEAD
+ * (the caller says which, see http_res_set_request), and answers to
+ * CONNECT (2xx) and 101 Switching Protocols, after which the stream is no
+ * longer HTTP. Events are the same however the stream is split.
+ */
+
+enum http_res_state {
+    HTTP_RES_LINE,        /* before or inside a status line */
+    HTTP_RES_HEADERS,
+    HTTP_RES_BODY,        /* Content-Length body */
+    HTTP_RES_CHUNK_SIZE,
+    HTTP_RES_CHUNK_DATA,
+    HTTP_RES_CHUNK_DATA_END,
+    HTTP_RES_TRAILERS,
+    HTTP_RES_UNTIL_CLOSE, /* body ends when the connection does */
+    HTTP_RES_TUNNEL,      /* after 101, or 2xx to CONNECT */
+    HTTP_RES_ERROR
+};
+
+struct http_res_callbacks {
+    /* A final answer's status line and headers have arrived (not called for
+     * 1xx). */
+    int (*on_headers_complete)(void *ctx, int status);
+    /* An answer is complete. interim is set for 1xx answers, which precede
+     * the final answer to the same request. */
+    int (*on_message_complete)(void *ctx, int status, int interim);
+};
+
+struct http_res_parser {
+    enum http_res_state state;
+    const struct http_res_callbacks *cb;
+    void *ctx;
+    int status;
+    int head_request;        /* the current answer is to HEAD: no body */
+    int connect_request;     /* the current answer is to CONNECT */
+    uint64_t remaining;
+    int seen_content_length;
+    uint64_t content_length;
+    int chunked;             /* the last transfer coding is chunked */
+    int seen_transfer_encoding;
+    int tunnel;              /* after this answer the stream is not HTTP */
+    size_t head_bytes;       /* bytes of the current head, bounded */
+    char *line;
+    size_t line_len;
+    size_t line_cap;
+    const char *error;
+};
+
+void http_res_init(struct http_res_parser *p, const struct http_res_callbacks *cb, void *ctx);
+void http_res_free(struct http_res_parser *p);
+
+/* Says what the request was that the next (or current, if its head has not
+ * completed) answer belongs to. Reset to 0 after each final answer. */
+void http_res_set_request(struct http_res_parser *p, int head_request, int connect_request);
+
+/* Consumes bytes; returns how many (fewer only when a callback paused or
+ * the parser is in ERROR or TUNNEL). */
+size_t http_res_feed(struct http_res_parser *p, const char *data, size_t len);
+
+/* The connection closed: a read-until-close answer is complete (its
+ * on_message_complete fires); any other unfinished answer is not. */
+void http_res_eof(struct http_res_parser *p);
+
 #endif
