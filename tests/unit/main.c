@@ -7,10 +7,12 @@
 int main(void)
 {
     SRunner *runner = srunner_create(http_suite());
+    srunner_add_suite(runner, http_response_suite());
     srunner_add_suite(runner, config_suite());
     srunner_add_suite(runner, key_suite());
     srunner_add_suite(runner, secret_suite());
     srunner_add_suite(runner, outbound_suite());
+    srunner_add_suite(runner, journal_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);

@@ -5,9 +5,11 @@
 #include <check.h>
 
 Suite *http_suite(void);
+Suite *http_response_suite(void);
 Suite *config_suite(void);
 Suite *key_suite(void);
 Suite *secret_suite(void);
 Suite *outbound_suite(void);
+Suite *journal_suite(void);
 
 #endif

@@ -1,0 +1,161 @@
+/* journal.h - the record of every tagged request and what became of it,
+ * shared by every process of the user on the machine.
+ *
+ * An interface with one implementation per backend (journal_sqlite.c now;
+ * Redis later): journal_open picks one from the location string. The shim
+ * and the tool use the same calls, so `retrysafe dump` reads exactly what
+ * the shim wrote. Nothing here ever stores a request body, a query string,
+ * an Authorization header, a cookie or an answer body.
+ *
+ * Threads: one struct journal may be shared by every thread of a process;
+ * calls are serialised inside. Callbacks (journal_each, journal_stats) run
+ * with the journal held and must not call back into it (such a call fails).
+ * Fork: see journal_fork_prepare. A child must never use its parent's
+ * connection: without those calls, a child's calls on a journal its parent
+ * opened fail, and journal_close there only frees memory.
+ * Nothing here exits, aborts or changes process-wide state; every failure is
+ * a -1 (or NULL) with its reason in journal_error.
+ */
+#ifndef RETRYSAFE_JOURNAL_H
+#define RETRYSAFE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* How long a call waits for another process that holds the journal's write
+ * lock before it fails. Bounded on purpose: a journal locked far too long
+ * must cost the request its record, not stall it forever. */
+enum { JOURNAL_BUSY_TIMEOUT_MS = 2000 };
+
+enum journal_outcome {
+    JOURNAL_PENDING,    /* sent (or about to be), no answer yet */
+    JOURNAL_COMPLETED,  /* an answer arrived; status holds its code */
+    JOURNAL_UNKNOWN,    /* the connection closed or the process ended first */
+    JOURNAL_FAILED,     /* connect refused or reset before anything was sent */
+    JOURNAL_SKIPPED     /* to an enabled host, but not tagged (body too big) */
+};
+
+/* Text names, as dump shows them: "pending", "completed", ... */
+const char *journal_outcome_name(enum journal_outcome outcome);
+int journal_outcome_parse(const char *name, enum journal_outcome *outcome);
+
+/* One attempt of a request, as the shim starts it. Strings are
+ * NUL-terminated; key and fingerprint may be "" for a skipped request. */
+struct journal_attempt {
+    int64_t time_ms;          /* wall clock, ms since the epoch */
+    int pid;
+    const char *exe;          /* program name (basename of /proc/self/exe) */
+    const char *method;
+    const char *host;         /* normalised authority: host[:port] */
+    const char *path;         /* without the query string */
+    const char *key;
+    const char *fingerprint;  /* hex HMAC of the request: same request, same value */
+    int generation;           /* which operation of this fingerprint (window) */
+    int tls;
+    int64_t body_len;
+    enum journal_outcome outcome;  /* PENDING, or SKIPPED */
+};
+
+/* A row as read back. Strings point into the journal's memory and are valid
+ * only during the callback. */
+struct journal_row {
+    int64_t id;
+    int64_t time_ms;
+    int pid;
+    const char *exe;
+    const char *method;
+    const char *host;
+    const char *path;
+    const char *key;
+    const char *fingerprint;
+    int generation;
+    int attempt;              /* 1 for the first attempt with this key */
+    int tls;
+    int64_t body_len;
+    int status;               /* 0: none */
+    enum journal_outcome outcome;
+    int64_t duration_ms;      /* -1: not finished */
+};
+
+struct journal_filter {
+    const char *host;         /* NULL: every host */
+    int64_t since_ms;         /* 0: from the beginning */
+    int64_t limit;            /* 0: no limit; else the newest limit rows */
+};
+
+/* Per host, for `retrysafe stats`. */
+struct journal_host_stats {
+    const char *host;
+    int64_t requests;         /* attempts */
+    int64_t keys;             /* distinct keys */
+    int64_t retried_keys;     /* keys with more than one attempt */
+    int64_t outcomes[JOURNAL_SKIPPED + 1];
+    int64_t status_classes[6]; /* [1]..[5]: 1xx..5xx; [0]: no status */
+};
+
+struct journal;
+
+/* Opens the journal at location: a file path (created, with its directory,
+ * when create is set; directory 0700, file 0600). NULL on failure with the
+ * reason in err. A path must name a regular file of this user (never a
+ * symbolic link) holding a retrysafe journal or nothing. "redis://..." is
+ * reserved for the Redis backend (not built yet: an error for now); "off"
+ * and any other "scheme://" are errors. */
+struct journal *journal_open(const char *location, int create, char *err, size_t err_size);
+void journal_close(struct journal *j);
+
+/* Records an attempt before its first byte leaves. Returns 0 with the row id
+ * (always > 0) and the attempt number of its key (1 for the first; always 1
+ * for key ""), or -1. id and attempt may be NULL. Attempt numbers of a key
+ * are distinct across processes and survive journal_prune. */
+int journal_begin(struct journal *j, const struct journal_attempt *a,
+                  int64_t *id, int *attempt);
+
+/* Records how the attempt ended. status 0: no answer. -1 when no row has
+ * that id (pruned meanwhile). */
+int journal_finish(struct journal *j, int64_t id, enum journal_outcome outcome,
+                   int status, int64_t duration_ms);
+
+/* The window: which operation a request with this fingerprint belongs to
+ * now. The newest generation whose first attempt is less than window_ms
+ * before now_ms; otherwise a new one (0 for a fingerprint never seen,
+ * newest + 1 after the window). Returns 0 or -1. Does not record anything:
+ * journal_begin does. */
+int journal_generation(struct journal *j, const char *fingerprint, int64_t now_ms,
+                       int64_t window_ms, int *generation);
+
+/* Calls fn for each matching row, oldest first (by time_ms, then id); fn
+ * returns non-zero to stop. filter may be NULL. Returns 0 or -1. */
+int journal_each(struct journal *j, const struct journal_filter *filter,
+                 int (*fn)(void *ctx, const struct journal_row *row), void *ctx);
+
+/* Calls fn once per host, in host order; fn returns non-zero to stop.
+ * keys and retried_keys leave out key "" (skipped requests). */
+int journal_stats(struct journal *j,
+                  int (*fn)(void *ctx, const struct journal_host_stats *s), void *ctx);
+
+/* Deletes rows older than before_ms; *deleted (may be NULL) gets the count.
+ * Deletes in small batches, so other processes are never locked out for
+ * long. The newest generation of each fingerprint is kept: a request made
+ * again after its rows are gone gets a new key, never an old one. */
+int journal_prune(struct journal *j, int64_t before_ms, int64_t *deleted);
+
+/* Every PENDING row of process pid becomes outcome (UNKNOWN at exit). */
+int journal_finish_process(struct journal *j, int pid, enum journal_outcome outcome);
+
+/* Around fork(), for a journal kept open by a process that may fork
+ * (pthread_atfork order): prepare waits for calls in progress and closes
+ * the journal's connection; parent and child release the journal, which
+ * reopens its connection at its next call in either process. SQLite needs
+ * this: a connection open at fork time leaves lock bookkeeping in the
+ * child's copy of the library, and any connection the child opened to the
+ * same file later would trust it and go without real locks. */
+void journal_fork_prepare(struct journal *j);
+void journal_fork_parent(struct journal *j);
+void journal_fork_child(struct journal *j);
+
+/* The text of this thread's last failed call on j, for warnings ("" if
+ * none). Per thread, so another thread's failure never replaces it. */
+const char *journal_error(const struct journal *j);
+
+#endif

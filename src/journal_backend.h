@@ -1,0 +1,45 @@
+/* journal_backend.h - what a journal backend provides, and what journal.c
+ * provides to it. Private to journal*.c.
+ *
+ * journal.c owns struct journal: it picks the backend from the location,
+ * serialises callers with one mutex and refuses calls after fork, so a
+ * backend sees one call at a time, from the process that opened it, and
+ * needs no locking of its own. A backend reports every failure through
+ * journal_fail() and returns -1 (NULL from open).
+ */
+#ifndef RETRYSAFE_JOURNAL_BACKEND_H
+#define RETRYSAFE_JOURNAL_BACKEND_H
+
+#include "journal.h"
+
+struct journal_ops {
+    /* Returns the backend's state, or NULL. */
+    void *(*open)(const char *location, int create);
+    void (*close)(void *state);
+    int (*begin)(void *state, const struct journal_attempt *a, int64_t *id,
+                 int *attempt);
+    int (*finish)(void *state, int64_t id, enum journal_outcome outcome,
+                  int status, int64_t duration_ms);
+    /* The newest generation recorded for fingerprint and the time of its
+     * first attempt; *found = 0 when there is none. The window rule itself
+     * lives in journal.c, the same for every backend. */
+    int (*newest)(void *state, const char *fingerprint, int *found,
+                  int *generation, int64_t *first_ms);
+    int (*each)(void *state, const struct journal_filter *filter,
+                int (*fn)(void *ctx, const struct journal_row *row), void *ctx);
+    int (*stats)(void *state,
+                 int (*fn)(void *ctx, const struct journal_host_stats *s),
+                 void *ctx);
+    int (*prune)(void *state, int64_t before_ms, int64_t *deleted);
+    int (*finish_process)(void *state, int pid, enum journal_outcome outcome);
+};
+
+extern const struct journal_ops journal_sqlite_ops;
+
+/* Sets this thread's error text (see journal_error) and returns -1. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+int journal_fail(const char *fmt, ...);
+
+#endif

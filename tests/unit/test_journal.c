@@ -1,0 +1,1178 @@
+/* test_journal.c - the journal: creation and refusals, recording, the
+ * window, reading back, and many processes and threads at once. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "suites.h"
+
+#define WINDOW 86400000   /* 24h, in ms */
+#define NOBODY 65534      /* an unprivileged uid for tests run as root */
+
+static char base[PATH_MAX];   /* a fresh mkdtemp directory per test */
+static char path[PATH_MAX];   /* base/journal.db */
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void pathf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, PATH_MAX, fmt, ap);
+    va_end(ap);
+    ck_assert_int_lt(n, PATH_MAX);
+}
+
+static void setup(void)
+{
+    snprintf(base, sizeof base, "/tmp/retrysafe-journal-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(base));
+    pathf(path, "%s/journal.db", base);
+}
+
+static int remove_one(const char *p, const struct stat *st, int flag,
+                      struct FTW *ftw)
+{
+    (void)st; (void)ftw;
+    if (flag == FTW_D || flag == FTW_DP || flag == FTW_DNR)
+        chmod(p, 0700);
+    return remove(p);
+}
+
+static void teardown(void)
+{
+    chmod(base, 0700);
+    nftw(base, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static mode_t mode_of(const char *p)
+{
+    struct stat st;
+    ck_assert_msg(lstat(p, &st) == 0, "%s: %s", p, strerror(errno));
+    return st.st_mode & 07777;
+}
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+static void write_file(const char *p, const char *text, size_t len)
+{
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* The whole file, malloc'd; *len gets its size. */
+static char *read_file(const char *p, size_t *len)
+{
+    static const size_t max = 1 << 16;
+    char *buf = malloc(max);
+    ck_assert_ptr_nonnull(buf);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ssize_t n = read(fd, buf, max);
+    ck_assert_int_ge(n, 0);
+    close(fd);
+    *len = (size_t)n;
+    return buf;
+}
+
+static struct journal *open_ok(const char *p, int create)
+{
+    char err[512] = "";
+    struct journal *j = journal_open(p, create, err, sizeof err);
+    ck_assert_msg(j != NULL, "journal_open(%s): %s", p, err);
+    return j;
+}
+
+/* Expects journal_open to fail with a reason containing want. */
+static void open_refused(const char *p, int create, const char *want)
+{
+    char err[512] = "";
+    struct journal *j = journal_open(p, create, err, sizeof err);
+    if (j)
+        journal_close(j);
+    ck_assert_msg(j == NULL, "journal_open(%s) succeeded", p ? p : "NULL");
+    ck_assert_msg(strstr(err, want), "reason \"%s\" lacks \"%s\"", err, want);
+}
+
+static struct journal_attempt attempt_of(const char *host, const char *key,
+                                         const char *fingerprint,
+                                         int generation, int64_t time_ms)
+{
+    struct journal_attempt a = {
+        .time_ms = time_ms, .pid = 4242, .exe = "agent", .method = "POST",
+        .host = host, .path = "/v1/charges", .key = key,
+        .fingerprint = fingerprint, .generation = generation, .tls = 1,
+        .body_len = 17, .outcome = *key ? JOURNAL_PENDING : JOURNAL_SKIPPED,
+    };
+    return a;
+}
+
+/* Records an attempt; returns its attempt number, *id its row. */
+static int begin_ok(struct journal *j, const struct journal_attempt *a,
+                    int64_t *id)
+{
+    int64_t row = 0;
+    int attempt = 0;
+    ck_assert_msg(journal_begin(j, a, &row, &attempt) == 0, "journal_begin: %s",
+                  journal_error(j));
+    ck_assert_int_gt(row, 0);
+    ck_assert_int_gt(attempt, 0);
+    if (id)
+        *id = row;
+    return attempt;
+}
+
+static int64_t add(struct journal *j, const char *host, const char *key,
+                   int64_t time_ms)
+{
+    struct journal_attempt a = attempt_of(host, key, *key ? "fp" : "", 0, time_ms);
+    int64_t id;
+    begin_ok(j, &a, &id);
+    return id;
+}
+
+static int generation_of(struct journal *j, const char *fingerprint,
+                         int64_t now_ms)
+{
+    int g = -1;
+    ck_assert_msg(journal_generation(j, fingerprint, now_ms, WINDOW, &g) == 0,
+                  "journal_generation: %s", journal_error(j));
+    return g;
+}
+
+/* ---- reading rows back ---- */
+
+struct seen {
+    struct journal_row row;   /* strings: see rows_of */
+    char exe[32], method[16], host[64], path[64], key[64], fingerprint[64];
+};
+
+struct rows {
+    struct seen *r;
+    int n;
+    int stop_after;           /* 0: never stop */
+};
+
+static void copy_text(char *out, size_t size, const char *in)
+{
+    ck_assert_uint_lt(strlen(in), size);
+    memcpy(out, in, strlen(in) + 1);
+}
+
+static int collect(void *ctx, const struct journal_row *row)
+{
+    struct rows *rs = ctx;
+    rs->r = realloc(rs->r, (size_t)(rs->n + 1) * sizeof *rs->r);
+    ck_assert_ptr_nonnull(rs->r);
+    struct seen *s = &rs->r[rs->n++];
+    s->row = *row;
+    copy_text(s->exe, sizeof s->exe, row->exe);
+    copy_text(s->method, sizeof s->method, row->method);
+    copy_text(s->host, sizeof s->host, row->host);
+    copy_text(s->path, sizeof s->path, row->path);
+    copy_text(s->key, sizeof s->key, row->key);
+    copy_text(s->fingerprint, sizeof s->fingerprint, row->fingerprint);
+    return rs->stop_after && rs->n >= rs->stop_after;
+}
+
+/* Points each row's strings at its copies, once realloc is done moving. */
+static void point_strings(struct rows *rs)
+{
+    for (int i = 0; i < rs->n; i++) {
+        struct seen *s = &rs->r[i];
+        s->row.exe = s->exe;
+        s->row.method = s->method;
+        s->row.host = s->host;
+        s->row.path = s->path;
+        s->row.key = s->key;
+        s->row.fingerprint = s->fingerprint;
+    }
+}
+
+static struct rows rows_of(struct journal *j, const char *host,
+                           int64_t since_ms, int64_t limit)
+{
+    struct journal_filter f = { host, since_ms, limit };
+    struct rows rs = { NULL, 0, 0 };
+    ck_assert_msg(journal_each(j, &f, collect, &rs) == 0, "journal_each: %s",
+                  journal_error(j));
+    point_strings(&rs);
+    return rs;
+}
+
+static int count_rows(struct journal *j)
+{
+    struct rows rs = rows_of(j, NULL, 0, 0);
+    free(rs.r);
+    return rs.n;
+}
+
+/* An SQL integer read straight from the file, beside the journal. */
+static int64_t sql_int(const char *p, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void sql_exec(const char *p, const char *sql)
+{
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE |
+                                     SQLITE_OPEN_CREATE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* ---- outcomes and locations ---- */
+
+START_TEST(test_outcome_names)
+{
+    static const char *const names[] = {
+        "pending", "completed", "unknown", "failed", "skipped"
+    };
+    for (int i = 0; i <= JOURNAL_SKIPPED; i++) {
+        enum journal_outcome o = JOURNAL_PENDING;
+        ck_assert_str_eq(journal_outcome_name((enum journal_outcome)i), names[i]);
+        ck_assert_int_eq(journal_outcome_parse(names[i], &o), 0);
+        ck_assert_int_eq(o, i);
+    }
+    ck_assert_str_eq(journal_outcome_name((enum journal_outcome)42), "invalid");
+    ck_assert_int_eq(journal_outcome_parse("Completed", NULL), -1);
+    ck_assert_int_eq(journal_outcome_parse("", NULL), -1);
+    ck_assert_int_eq(journal_outcome_parse(NULL, NULL), -1);
+}
+END_TEST
+
+START_TEST(test_locations)
+{
+    char err[512];
+    open_refused(NULL, 1, "no journal location");
+    open_refused("", 1, "no journal location");
+    open_refused("off", 1, "journal is off");
+    open_refused("redis://localhost:6379/0", 1, "redis:// journals are not supported yet");
+    open_refused("REDIS://localhost", 1, "not supported yet");
+    open_refused("rediss://host", 1, "rediss:// journals are not supported yet");
+    open_refused("ftp://host/x.db", 1, "unknown journal location scheme \"ftp://\"");
+    open_refused("file:journal.db", 1, "not a file: URI");
+
+    /* A redis URL may carry a password: never repeated in a message. */
+    ck_assert_ptr_null(journal_open("redis://:hunter2@cache:6379", 1, err, sizeof err));
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+    /* No room for the reason is fine too. */
+    ck_assert_ptr_null(journal_open("off", 1, NULL, 0));
+    ck_assert_int_eq(exists("off"), 0);
+}
+END_TEST
+
+/* ---- creation ---- */
+
+START_TEST(test_create_modes)
+{
+    char deep[PATH_MAX], p[PATH_MAX];
+    /* A hostile umask: every mode must come out as stated anyway. */
+    mode_t old = umask(0277);
+    pathf(deep, "%s/a/b/journal.db", base);
+    struct journal *j = open_ok(deep, 1);
+    add(j, "h", "k", 1);
+    umask(old);
+
+    pathf(p, "%s/a", base);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    pathf(p, "%s/a/b", base);
+    ck_assert_uint_eq(mode_of(p), 0700);
+    ck_assert_uint_eq(mode_of(base), 0700);   /* existing: untouched */
+    ck_assert_uint_eq(mode_of(deep), 0600);
+    pathf(p, "%s-wal", deep);
+    ck_assert_uint_eq(mode_of(p), 0600);
+    pathf(p, "%s-shm", deep);
+    ck_assert_uint_eq(mode_of(p), 0600);
+    journal_close(j);
+}
+END_TEST
+
+START_TEST(test_open_missing)
+{
+    char deep[PATH_MAX], dir[PATH_MAX];
+    open_refused(path, 0, "no journal at");
+    ck_assert_int_eq(exists(path), 0);
+    pathf(dir, "%s/x", base);
+    pathf(deep, "%s/x/journal.db", base);
+    open_refused(deep, 0, "no journal at");
+    ck_assert_int_eq(exists(dir), 0);
+}
+END_TEST
+
+START_TEST(test_relative_and_empty_file)
+{
+    /* An empty file (touch) is an empty journal; a relative path works. */
+    write_file(path, "", 0);
+    ck_assert_int_eq(chdir(base), 0);
+    struct journal *j = open_ok("journal.db", 0);
+    add(j, "h", "k", 1);
+    journal_close(j);
+    j = open_ok("sub/journal.db", 1);
+    journal_close(j);
+    ck_assert_int_eq(chdir("/"), 0);
+    j = open_ok(path, 0);
+    ck_assert_int_eq(count_rows(j), 1);
+    journal_close(j);
+}
+END_TEST
+
+START_TEST(test_reopen_keeps_rows)
+{
+    struct journal *j = open_ok(path, 1);
+    int64_t first = add(j, "h", "k1", 1);
+    add(j, "h", "k2", 2);
+    add(j, "h", "k3", 3);
+    journal_close(j);
+
+    j = open_ok(path, 0);
+    ck_assert_int_eq(count_rows(j), 3);
+    ck_assert_int_gt(add(j, "h", "k4", 4), first + 2);
+    struct journal_attempt a = attempt_of("h", "k1", "fp", 0, 5);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 2);
+    journal_close(j);
+
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 1);
+    ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x52534a4c);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM pragma_journal_mode"
+                                   " WHERE journal_mode = 'wal'"), 1);
+}
+END_TEST
+
+START_TEST(test_newer_schema_refused)
+{
+    journal_close(open_ok(path, 1));
+    sql_exec(path, "PRAGMA user_version = 99");
+    open_refused(path, 1, "written by a newer retrysafe (schema 99");
+}
+END_TEST
+
+START_TEST(test_foreign_database_refused)
+{
+    size_t before_len, after_len;
+    sql_exec(path, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);"
+                   "INSERT INTO customers(name) VALUES('ada')");
+    ck_assert_int_eq(chmod(path, 0600), 0);
+    char *before = read_file(path, &before_len);
+    open_refused(path, 1, "is not a retrysafe journal: it is another program's");
+    char *after = read_file(path, &after_len);
+    ck_assert_uint_eq(before_len, after_len);
+    ck_assert_int_eq(memcmp(before, after, before_len), 0);
+    /* Still in its own journal mode: nothing switched it to WAL. */
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM pragma_journal_mode"
+                                   " WHERE journal_mode = 'delete'"), 1);
+    free(before);
+    free(after);
+}
+END_TEST
+
+START_TEST(test_corrupt_file)
+{
+    static const char garbage[] = "this is certainly not an SQLite database\n";
+    char big[8192];
+    size_t len;
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = garbage[i % (sizeof garbage - 1)];
+
+    write_file(path, garbage, sizeof garbage - 1);
+    open_refused(path, 1, "is not a retrysafe journal: file is not a database");
+    open_refused(path, 0, "is not a retrysafe journal: file is not a database");
+    write_file(path, big, sizeof big);
+    open_refused(path, 1, "is not a retrysafe journal: file is not a database");
+    char *after = read_file(path, &len);
+    ck_assert_uint_eq(len, sizeof big);
+    ck_assert_int_eq(memcmp(after, big, len), 0);
+    free(after);
+}
+END_TEST
+
+/* Runs fn(arg) in a child process as an unprivileged user (root is not
+ * stopped by modes) and expects it to return 0. */
+static void as_unprivileged(int (*fn)(const char *arg), const char *arg)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(NOBODY) != 0 || setuid(NOBODY) != 0))
+            _exit(3);
+        _exit(fn(arg));
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child status %d", status);
+}
+
+static int refused_with(const char *p, const char *want)
+{
+    char err[512] = "";
+    struct journal *j = journal_open(p, 1, err, sizeof err);
+    if (j || !strstr(err, want)) {
+        fprintf(stderr, "journal_open(%s): \"%s\", want \"%s\"\n", p, err, want);
+        return 1;
+    }
+    return 0;
+}
+
+static int unwritable_file(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/journal.db", dir);
+    return refused_with(p, "Permission denied") ||
+           refused_with(p, "cannot create journal");
+}
+
+static int unwritable_dir(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/sub/journal.db", dir);
+    return refused_with(p, "cannot create directory");
+}
+
+START_TEST(test_unwritable_location)
+{
+    char dir[PATH_MAX];
+    pathf(dir, "%s/ro", base);
+    ck_assert_int_eq(mkdir(dir, 0555), 0);
+    ck_assert_int_eq(chmod(dir, 0555), 0);
+    ck_assert_int_eq(chmod(base, 0755), 0);
+    as_unprivileged(unwritable_file, dir);
+    as_unprivileged(unwritable_dir, dir);
+
+    /* Not a directory on the way. */
+    char p[PATH_MAX];
+    write_file(path, "", 0);
+    pathf(p, "%s/journal.db/sub/journal.db", base);
+    open_refused(p, 1, "Not a directory");
+}
+END_TEST
+
+START_TEST(test_symlink_refused)
+{
+    char link_path[PATH_MAX], dangling[PATH_MAX], target[PATH_MAX];
+    journal_close(open_ok(path, 1));
+    pathf(link_path, "%s/link.db", base);
+    ck_assert_int_eq(symlink(path, link_path), 0);
+    open_refused(link_path, 1, "is a symbolic link");
+    open_refused(link_path, 0, "is a symbolic link");
+
+    /* A dangling link is not followed to create its target either. */
+    pathf(dangling, "%s/dangling.db", base);
+    pathf(target, "%s/target.db", base);
+    ck_assert_int_eq(symlink(target, dangling), 0);
+    open_refused(dangling, 1, "is a symbolic link");
+    ck_assert_int_eq(exists(target), 0);
+}
+END_TEST
+
+START_TEST(test_other_owner_refused)
+{
+    if (geteuid() == 0) {
+        journal_close(open_ok(path, 1));
+        ck_assert_int_eq(chown(path, NOBODY, NOBODY), 0);
+        open_refused(path, 1, "belongs to uid 65534, not to uid 0");
+    } else {
+        open_refused("/etc/passwd", 0, "belongs to uid 0");
+    }
+}
+END_TEST
+
+START_TEST(test_loose_mode_refused)
+{
+    journal_close(open_ok(path, 1));
+    ck_assert_int_eq(chmod(path, 0620), 0);
+    open_refused(path, 1, "mode 0620 lets other users change it");
+    ck_assert_int_eq(chmod(path, 0644), 0);   /* readable is fine */
+    journal_close(open_ok(path, 0));
+}
+END_TEST
+
+START_TEST(test_not_regular_refused)
+{
+    char fifo[PATH_MAX];
+    open_refused(base, 1, "not a regular file");
+    pathf(fifo, "%s/fifo.db", base);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    open_refused(fifo, 1, "not a regular file");   /* and does not hang */
+}
+END_TEST
+
+/* ---- recording ---- */
+
+START_TEST(test_begin_finish_roundtrip)
+{
+    struct journal *j = open_ok(path, 1);
+    struct journal_attempt a = {
+        .time_ms = 1700000000123, .pid = 31337, .exe = "python3",
+        .method = "POST", .host = "api.stripe.com", .path = "/v1/charges",
+        .key = "rs_abc", .fingerprint = "f00d", .generation = 3, .tls = 1,
+        .body_len = 4096, .outcome = JOURNAL_PENDING,
+    };
+    int64_t id = 0;
+    int attempt = 0;
+    ck_assert_int_eq(journal_begin(j, &a, &id, &attempt), 0);
+    ck_assert_int_gt(id, 0);
+    ck_assert_int_eq(attempt, 1);
+
+    struct rows rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, 1);
+    const struct journal_row *r = &rs.r[0].row;
+    ck_assert_int_eq(r->id, id);
+    ck_assert_int_eq(r->time_ms, 1700000000123);
+    ck_assert_int_eq(r->pid, 31337);
+    ck_assert_str_eq(r->exe, "python3");
+    ck_assert_str_eq(r->method, "POST");
+    ck_assert_str_eq(r->host, "api.stripe.com");
+    ck_assert_str_eq(r->path, "/v1/charges");
+    ck_assert_str_eq(r->key, "rs_abc");
+    ck_assert_str_eq(r->fingerprint, "f00d");
+    ck_assert_int_eq(r->generation, 3);
+    ck_assert_int_eq(r->attempt, 1);
+    ck_assert_int_eq(r->tls, 1);
+    ck_assert_int_eq(r->body_len, 4096);
+    ck_assert_int_eq(r->status, 0);
+    ck_assert_int_eq(r->outcome, JOURNAL_PENDING);
+    ck_assert_int_eq(r->duration_ms, -1);
+    free(rs.r);
+
+    ck_assert_int_eq(journal_finish(j, id, JOURNAL_COMPLETED, 201, 250), 0);
+    rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, 1);
+    ck_assert_int_eq(rs.r[0].row.status, 201);
+    ck_assert_int_eq(rs.r[0].row.outcome, JOURNAL_COMPLETED);
+    ck_assert_int_eq(rs.r[0].row.duration_ms, 250);
+    free(rs.r);
+
+    /* NULL strings are stored as "", outputs may be NULL. */
+    struct journal_attempt bare = { .time_ms = 5, .outcome = JOURNAL_SKIPPED };
+    ck_assert_int_eq(journal_begin(j, &bare, NULL, NULL), 0);
+    rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, 2);   /* the older one first */
+    ck_assert_str_eq(rs.r[0].row.exe, "");
+    ck_assert_str_eq(rs.r[0].row.key, "");
+    ck_assert_int_eq(rs.r[0].row.outcome, JOURNAL_SKIPPED);
+    free(rs.r);
+    journal_close(j);
+}
+END_TEST
+
+START_TEST(test_bad_calls)
+{
+    struct journal *j = open_ok(path, 1);
+    ck_assert_int_eq(journal_finish(j, 999, JOURNAL_COMPLETED, 200, 1), -1);
+    ck_assert_ptr_nonnull(strstr(journal_error(j), "no attempt 999"));
+
+    struct journal_attempt a = attempt_of("h", "k", "fp", 0, 1);
+    a.outcome = (enum journal_outcome)42;
+    ck_assert_int_eq(journal_begin(j, &a, NULL, NULL), -1);
+    ck_assert_ptr_nonnull(strstr(journal_error(j), "outcome 42"));
+    ck_assert_int_eq(journal_begin(j, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(journal_each(j, NULL, NULL, NULL), -1);
+    ck_assert_int_eq(journal_stats(j, NULL, NULL), -1);
+    int g;
+    ck_assert_int_eq(journal_generation(j, NULL, 0, WINDOW, &g), -1);
+    ck_assert_int_eq(journal_finish_process(j, 1, (enum journal_outcome)-1), -1);
+    ck_assert_int_eq(journal_begin(NULL, &a, NULL, NULL), -1);
+    ck_assert_str_eq(journal_error(NULL), "no journal");
+    ck_assert_int_eq(count_rows(j), 0);
+    journal_close(j);
+    journal_close(NULL);
+}
+END_TEST
+
+START_TEST(test_attempt_numbering)
+{
+    struct journal *j = open_ok(path, 1);
+    struct journal_attempt a = attempt_of("h", "key-a", "fa", 0, 10);
+    struct journal_attempt b = attempt_of("h", "key-b", "fb", 0, 11);
+    struct journal_attempt skipped = attempt_of("h", "", "", 0, 12);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 1);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 2);
+    ck_assert_int_eq(begin_ok(j, &b, NULL), 1);
+    ck_assert_int_eq(begin_ok(j, &skipped, NULL), 1);
+    ck_assert_int_eq(begin_ok(j, &skipped, NULL), 1);
+    a.time_ms = 20;
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 3);
+
+    /* Pruning older attempts never hands out a number twice. */
+    int64_t deleted = 0;
+    ck_assert_int_eq(journal_prune(j, 15, &deleted), 0);
+    ck_assert_int_eq(deleted, 5);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 4);
+    ck_assert_int_eq(begin_ok(j, &b, NULL), 1);
+    journal_close(j);
+}
+END_TEST
+
+START_TEST(test_generation_window)
+{
+    struct journal *j = open_ok(path, 1);
+    const int64_t t0 = 1000000;
+    ck_assert_int_eq(generation_of(j, "fp", t0), 0);   /* never seen */
+
+    struct journal_attempt a = attempt_of("h", "k0", "fp", 0, t0);
+    begin_ok(j, &a, NULL);
+    ck_assert_int_eq(generation_of(j, "fp", t0), 0);
+    ck_assert_int_eq(generation_of(j, "fp", t0 + WINDOW - 1), 0);
+    ck_assert_int_eq(generation_of(j, "fp", t0 + WINDOW), 1);   /* expired */
+    ck_assert_int_eq(generation_of(j, "fp", t0 - 5), 0);        /* clock step */
+    ck_assert_int_eq(generation_of(j, "other", t0), 0);
+
+    /* A retry late in the window does not extend it: first attempts count. */
+    a.time_ms = t0 + WINDOW - 10;
+    begin_ok(j, &a, NULL);
+    ck_assert_int_eq(generation_of(j, "fp", t0 + WINDOW), 1);
+
+    /* The next operation opens its own window. */
+    const int64_t t1 = t0 + WINDOW + 5;
+    struct journal_attempt b = attempt_of("h", "k1", "fp", 1, t1);
+    begin_ok(j, &b, NULL);
+    ck_assert_int_eq(generation_of(j, "fp", t1 + WINDOW - 1), 1);
+    ck_assert_int_eq(generation_of(j, "fp", t1 + WINDOW), 2);
+
+    /* A late attempt of an older generation changes nothing. */
+    a.time_ms = t1 + 100;
+    begin_ok(j, &a, NULL);
+    ck_assert_int_eq(generation_of(j, "fp", t1 + WINDOW), 2);
+
+    /* An attempt of the same generation stamped earlier (another
+     * process's clock) moves the window's start back. */
+    b.time_ms = t1 - 1000;
+    begin_ok(j, &b, NULL);
+    ck_assert_int_eq(generation_of(j, "fp", t1 + WINDOW - 500), 2);
+
+    /* Pruned rows do not bring an old generation (and its key) back. */
+    ck_assert_int_eq(journal_prune(j, INT64_MAX, NULL), 0);
+    ck_assert_int_eq(count_rows(j), 0);
+    ck_assert_int_eq(generation_of(j, "fp", t1 + 10 * (int64_t)WINDOW), 2);
+
+    /* No window at all: every request is a new operation. */
+    int g = -1;
+    ck_assert_int_eq(journal_generation(j, "fp", t1, 0, &g), 0);
+    ck_assert_int_eq(g, 2);
+    journal_close(j);
+}
+END_TEST
+
+/* ---- reading ---- */
+
+START_TEST(test_each_filters)
+{
+    struct journal *j = open_ok(path, 1);
+    /* t = 100..109, hosts a b a b ...; one row stamped earlier, added last. */
+    for (int i = 0; i < 10; i++)
+        add(j, i % 2 ? "b" : "a", "k", 100 + i);
+    add(j, "b", "k", 50);
+
+    struct rows rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, 11);
+    ck_assert_int_eq(rs.r[0].row.time_ms, 50);   /* oldest first, by time */
+    for (int i = 1; i < rs.n; i++)
+        ck_assert_int_eq(rs.r[i].row.time_ms, 100 + i - 1);
+    free(rs.r);
+
+    rs = rows_of(j, "a", 0, 0);
+    ck_assert_int_eq(rs.n, 5);
+    for (int i = 0; i < rs.n; i++)
+        ck_assert_str_eq(rs.r[i].row.host, "a");
+    free(rs.r);
+
+    rs = rows_of(j, NULL, 105, 0);
+    ck_assert_int_eq(rs.n, 5);
+    ck_assert_int_eq(rs.r[0].row.time_ms, 105);
+    free(rs.r);
+
+    rs = rows_of(j, NULL, 0, 3);   /* the newest 3, oldest first */
+    ck_assert_int_eq(rs.n, 3);
+    ck_assert_int_eq(rs.r[0].row.time_ms, 107);
+    ck_assert_int_eq(rs.r[1].row.time_ms, 108);
+    ck_assert_int_eq(rs.r[2].row.time_ms, 109);
+    free(rs.r);
+
+    rs = rows_of(j, "b", 0, 2);
+    ck_assert_int_eq(rs.n, 2);
+    ck_assert_int_eq(rs.r[0].row.time_ms, 107);
+    ck_assert_int_eq(rs.r[1].row.time_ms, 109);
+    free(rs.r);
+
+    rs = rows_of(j, "b", 104, 100);
+    ck_assert_int_eq(rs.n, 3);
+    ck_assert_int_eq(rs.r[0].row.time_ms, 105);
+    free(rs.r);
+
+    rs = rows_of(j, "nobody", 0, 0);
+    ck_assert_int_eq(rs.n, 0);
+    free(rs.r);
+
+    /* The callback stops the walk. */
+    struct rows stop = { NULL, 0, 2 };
+    ck_assert_int_eq(journal_each(j, NULL, collect, &stop), 0);
+    ck_assert_int_eq(stop.n, 2);
+    free(stop.r);
+    journal_close(j);
+}
+END_TEST
+
+struct stats_seen {
+    struct journal_host_stats s[4];
+    char host[4][32];
+    int n;
+};
+
+static int collect_stats(void *ctx, const struct journal_host_stats *s)
+{
+    struct stats_seen *ss = ctx;
+    ck_assert_int_lt(ss->n, 4);
+    ss->s[ss->n] = *s;
+    copy_text(ss->host[ss->n], sizeof ss->host[0], s->host);
+    ss->s[ss->n].host = ss->host[ss->n];
+    ss->n++;
+    return 0;
+}
+
+static void finish_ok(struct journal *j, int64_t id, enum journal_outcome o,
+                      int status)
+{
+    ck_assert_msg(journal_finish(j, id, o, status, 7) == 0, "journal_finish: %s",
+                  journal_error(j));
+}
+
+START_TEST(test_stats)
+{
+    struct journal *j = open_ok(path, 1);
+    /* b first, to see host order. */
+    finish_ok(j, add(j, "b.example", "k3", 1), JOURNAL_FAILED, 0);
+    add(j, "b.example", "k4", 2);                      /* pending */
+    finish_ok(j, add(j, "b.example", "k5", 3), JOURNAL_COMPLETED, 503);
+    finish_ok(j, add(j, "a.example", "k1", 4), JOURNAL_UNKNOWN, 0);
+    finish_ok(j, add(j, "a.example", "k1", 5), JOURNAL_COMPLETED, 200);
+    finish_ok(j, add(j, "a.example", "k1", 6), JOURNAL_COMPLETED, 200);
+    finish_ok(j, add(j, "a.example", "k2", 7), JOURNAL_COMPLETED, 404);
+    finish_ok(j, add(j, "a.example", "k6", 8), JOURNAL_COMPLETED, 302);
+    finish_ok(j, add(j, "a.example", "k6", 9), JOURNAL_COMPLETED, 100);
+    add(j, "a.example", "", 10);                        /* skipped */
+    add(j, "a.example", "", 11);
+
+    struct stats_seen ss = { .n = 0 };
+    ck_assert_int_eq(journal_stats(j, collect_stats, &ss), 0);
+    ck_assert_int_eq(ss.n, 2);
+
+    const struct journal_host_stats *a = &ss.s[0], *b = &ss.s[1];
+    ck_assert_str_eq(a->host, "a.example");
+    ck_assert_int_eq(a->requests, 8);
+    ck_assert_int_eq(a->keys, 3);
+    ck_assert_int_eq(a->retried_keys, 2);
+    ck_assert_int_eq(a->outcomes[JOURNAL_PENDING], 0);
+    ck_assert_int_eq(a->outcomes[JOURNAL_COMPLETED], 5);
+    ck_assert_int_eq(a->outcomes[JOURNAL_UNKNOWN], 1);
+    ck_assert_int_eq(a->outcomes[JOURNAL_FAILED], 0);
+    ck_assert_int_eq(a->outcomes[JOURNAL_SKIPPED], 2);
+    ck_assert_int_eq(a->status_classes[0], 3);
+    ck_assert_int_eq(a->status_classes[1], 1);
+    ck_assert_int_eq(a->status_classes[2], 2);
+    ck_assert_int_eq(a->status_classes[3], 1);
+    ck_assert_int_eq(a->status_classes[4], 1);
+    ck_assert_int_eq(a->status_classes[5], 0);
+
+    ck_assert_str_eq(b->host, "b.example");
+    ck_assert_int_eq(b->requests, 3);
+    ck_assert_int_eq(b->keys, 3);
+    ck_assert_int_eq(b->retried_keys, 0);
+    ck_assert_int_eq(b->outcomes[JOURNAL_PENDING], 1);
+    ck_assert_int_eq(b->outcomes[JOURNAL_COMPLETED], 1);
+    ck_assert_int_eq(b->outcomes[JOURNAL_FAILED], 1);
+    ck_assert_int_eq(b->status_classes[0], 2);
+    ck_assert_int_eq(b->status_classes[5], 1);
+
+    /* The same key on two hosts counts once per host. */
+    add(j, "b.example", "k1", 12);
+    ss.n = 0;
+    ck_assert_int_eq(journal_stats(j, collect_stats, &ss), 0);
+    ck_assert_int_eq(ss.s[0].retried_keys, 2);
+    ck_assert_int_eq(ss.s[1].keys, 4);
+    ck_assert_int_eq(ss.s[1].retried_keys, 0);
+    journal_close(j);
+}
+END_TEST
+
+START_TEST(test_prune)
+{
+    struct journal *j = open_ok(path, 1);
+    for (int i = 1; i <= 10; i++)
+        add(j, "h", "k", i);
+    int64_t deleted = -1;
+    ck_assert_int_eq(journal_prune(j, 6, &deleted), 0);
+    ck_assert_int_eq(deleted, 5);
+    struct rows rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, 5);
+    ck_assert_int_eq(rs.r[0].row.time_ms, 6);
+    free(rs.r);
+    ck_assert_int_eq(journal_prune(j, 6, &deleted), 0);
+    ck_assert_int_eq(deleted, 0);
+
+    /* More than one batch. */
+    struct journal_attempt a = attempt_of("h", "many", "fm", 0, 20);
+    for (int i = 0; i < 2345; i++)
+        begin_ok(j, &a, NULL);
+    ck_assert_int_eq(journal_prune(j, 21, &deleted), 0);
+    ck_assert_int_eq(deleted, 2350);
+    ck_assert_int_eq(count_rows(j), 0);
+    journal_close(j);
+}
+END_TEST
+
+START_TEST(test_finish_process)
+{
+    struct journal *j = open_ok(path, 1);
+    struct journal_attempt a = attempt_of("h", "k", "fp", 0, 1);
+    int64_t done;
+    a.pid = 111;
+    begin_ok(j, &a, NULL);
+    begin_ok(j, &a, NULL);
+    begin_ok(j, &a, &done);
+    finish_ok(j, done, JOURNAL_COMPLETED, 200);
+    a.pid = 222;
+    begin_ok(j, &a, NULL);
+
+    ck_assert_int_eq(journal_finish_process(j, 111, JOURNAL_UNKNOWN), 0);
+    struct rows rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, 4);
+    ck_assert_int_eq(rs.r[0].row.outcome, JOURNAL_UNKNOWN);
+    ck_assert_int_eq(rs.r[1].row.outcome, JOURNAL_UNKNOWN);
+    ck_assert_int_eq(rs.r[2].row.outcome, JOURNAL_COMPLETED);
+    ck_assert_int_eq(rs.r[2].row.status, 200);
+    ck_assert_int_eq(rs.r[3].row.outcome, JOURNAL_PENDING);
+    free(rs.r);
+    ck_assert_int_eq(journal_finish_process(j, 333, JOURNAL_UNKNOWN), 0);
+    journal_close(j);
+}
+END_TEST
+
+/* ---- threads and processes ---- */
+
+struct reentry {
+    struct journal *j;
+    int rc;
+    char err[256];
+};
+
+static int call_back_in(void *ctx, const struct journal_row *row)
+{
+    struct reentry *re = ctx;
+    struct journal_attempt a = attempt_of("h", "k", "fp", 0, row->time_ms);
+    re->rc = journal_begin(re->j, &a, NULL, NULL);
+    snprintf(re->err, sizeof re->err, "%s", journal_error(re->j));
+    return 1;
+}
+
+START_TEST(test_callback_reentry)
+{
+    struct journal *j = open_ok(path, 1);
+    add(j, "h", "k", 1);
+    struct reentry re = { j, 0, "" };
+    /* Fails instead of deadlocking; the walk itself is fine. */
+    ck_assert_int_eq(journal_each(j, NULL, call_back_in, &re), 0);
+    ck_assert_int_eq(re.rc, -1);
+    ck_assert_ptr_nonnull(strstr(re.err, "its own callback"));
+    ck_assert_int_eq(count_rows(j), 1);
+    journal_close(j);
+}
+END_TEST
+
+static int wait_ok(pid_t pid)
+{
+    int status = 0;
+    return waitpid(pid, &status, 0) == pid && WIFEXITED(status) ?
+           WEXITSTATUS(status) : -1;
+}
+
+START_TEST(test_fork_without_handlers)
+{
+    struct journal *j = open_ok(path, 1);
+    add(j, "h", "k", 1);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct journal_attempt a = attempt_of("h", "k", "fp", 0, 2);
+        int ok = journal_begin(j, &a, NULL, NULL) == -1 &&
+                 strstr(journal_error(j), "journal_fork_child") != NULL;
+        journal_close(j);   /* frees memory, leaves the parent's alone */
+        _exit(ok ? 0 : 1);
+    }
+    ck_assert_int_eq(wait_ok(pid), 0);
+    add(j, "h", "k", 3);
+    ck_assert_int_eq(count_rows(j), 2);
+    journal_close(j);
+}
+END_TEST
+
+/* POSIX locks process pid holds on the file at p, from /proc/locks; -1
+ * when that cannot be read. */
+static int locks_held(pid_t pid, const char *p)
+{
+    struct stat st;
+    char line[256];
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f || stat(p, &st) != 0) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        long lock_pid;
+        unsigned long ino;
+        if (!strstr(line, "->") &&
+            sscanf(line, "%*s %*s %*s %*s %ld %*x:%*x:%lu", &lock_pid, &ino) == 2 &&
+            lock_pid == (long)pid && ino == (unsigned long)st.st_ino)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
+START_TEST(test_fork_with_handlers)
+{
+    struct journal *j = open_ok(path, 1);
+    add(j, "h", "k", 1);
+    journal_fork_prepare(j);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        journal_fork_child(j);
+        struct journal_attempt a = attempt_of("h", "k", "fp", 0, 2);
+        int attempt = 0;
+        int ok = journal_begin(j, &a, NULL, &attempt) == 0 && attempt == 2;
+        /* Its own connection, with its own real locks: a connection open
+         * in the parent at fork time would have left SQLite believing
+         * it held them already (0 here). */
+        ok = ok && locks_held(getpid(), path) > 0;
+        journal_close(j);
+        _exit(ok ? 0 : 1);
+    }
+    journal_fork_parent(j);
+    ck_assert_int_eq(wait_ok(pid), 0);
+    struct journal_attempt a = attempt_of("h", "k", "fp", 0, 3);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 3);
+    ck_assert_int_eq(count_rows(j), 3);
+    journal_close(j);
+}
+END_TEST
+
+#define WRITERS 8
+#define PER_WRITER 50
+#define KEYS 10
+
+/* One writer's work: PER_WRITER attempts over KEYS shared keys, each
+ * begun and finished. Returns 0, or -1 with the reason on stderr. */
+static int write_batch(struct journal *j, int writer)
+{
+    char key[16], fp[16];
+    for (int i = 0; i < PER_WRITER; i++) {
+        snprintf(key, sizeof key, "k%d", i % KEYS);
+        snprintf(fp, sizeof fp, "f%d", i % KEYS);
+        struct journal_attempt a = attempt_of("h", key, fp, 0, 1000 + i);
+        a.pid = writer;
+        int64_t id = 0;
+        int attempt = 0, g = -1;
+        if (journal_generation(j, fp, 1000 + i, WINDOW, &g) != 0 ||
+            journal_begin(j, &a, &id, &attempt) != 0 ||
+            journal_finish(j, id, JOURNAL_COMPLETED, 200, 1) != 0) {
+            fprintf(stderr, "writer %d: %s\n", writer, journal_error(j));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Exactly WRITERS * PER_WRITER rows, every one finished, and the attempt
+ * numbers of each key exactly 1..n: none lost, none given twice. */
+static void check_all_written(struct journal *j)
+{
+    const int per_key = WRITERS * PER_WRITER / KEYS;
+    char seen[KEYS][WRITERS * PER_WRITER / KEYS + 1];
+    memset(seen, 0, sizeof seen);
+    struct rows rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, WRITERS * PER_WRITER);
+    for (int i = 0; i < rs.n; i++) {
+        const struct journal_row *r = &rs.r[i].row;
+        int k = atoi(r->key + 1);
+        ck_assert_int_eq(r->outcome, JOURNAL_COMPLETED);
+        ck_assert_int_ge(r->attempt, 1);
+        ck_assert_int_le(r->attempt, per_key);
+        ck_assert_msg(!seen[k][r->attempt], "key %s attempt %d twice", r->key,
+                      r->attempt);
+        seen[k][r->attempt] = 1;
+    }
+    free(rs.r);
+}
+
+START_TEST(test_processes_concurrent)
+{
+    int go[2];
+    pid_t pids[WRITERS];
+    ck_assert_int_eq(pipe(go), 0);
+    for (int w = 0; w < WRITERS; w++) {
+        pids[w] = fork();
+        ck_assert_int_ge(pids[w], 0);
+        if (pids[w] == 0) {
+            char c, err[512] = "";
+            close(go[1]);
+            (void)!read(go[0], &c, 1);   /* all start at once, on a new file */
+            struct journal *j = journal_open(path, 1, err, sizeof err);
+            if (!j) {
+                fprintf(stderr, "writer %d: %s\n", w, err);
+                _exit(1);
+            }
+            int rc = write_batch(j, w);
+            journal_close(j);
+            _exit(rc == 0 ? 0 : 1);
+        }
+    }
+    close(go[0]);
+    close(go[1]);
+    for (int w = 0; w < WRITERS; w++)
+        ck_assert_msg(wait_ok(pids[w]) == 0, "writer %d failed", w);
+
+    struct journal *j = open_ok(path, 0);
+    check_all_written(j);
+    journal_close(j);
+}
+END_TEST
+
+struct writer {
+    pthread_t thread;
+    struct journal *j;
+    int index;
+    int rc;
+};
+
+static void *write_thread(void *arg)
+{
+    struct writer *w = arg;
+    w->rc = write_batch(w->j, w->index);
+    return NULL;
+}
+
+START_TEST(test_threads_shared)
+{
+    struct writer w[WRITERS];
+    struct journal *j = open_ok(path, 1);
+    for (int i = 0; i < WRITERS; i++) {
+        w[i] = (struct writer){ .j = j, .index = i, .rc = -1 };
+        ck_assert_int_eq(pthread_create(&w[i].thread, NULL, write_thread, &w[i]), 0);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        ck_assert_int_eq(pthread_join(w[i].thread, NULL), 0);
+        ck_assert_int_eq(w[i].rc, 0);
+    }
+    check_all_written(j);
+    journal_close(j);
+}
+END_TEST
+
+/* Each thread reads its own error, whatever the other one did since. */
+static void *fail_once(void *arg)
+{
+    struct journal *j = arg;
+    journal_finish(j, 12345, JOURNAL_COMPLETED, 200, 1);
+    return NULL;
+}
+
+START_TEST(test_errors_per_thread)
+{
+    struct journal *j = open_ok(path, 1);
+    pthread_t t;
+    ck_assert_int_eq(journal_finish(j, 777, JOURNAL_COMPLETED, 200, 1), -1);
+    ck_assert_int_eq(pthread_create(&t, NULL, fail_once, j), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(journal_error(j), "no attempt 777"));
+
+    /* The error is about the journal it came from. */
+    char other_path[PATH_MAX];
+    pathf(other_path, "%s/other.db", base);
+    struct journal *other = open_ok(other_path, 1);
+    ck_assert_str_eq(journal_error(other), "");
+    journal_close(other);
+    journal_close(j);
+}
+END_TEST
+
+/* Generous timeouts: valgrind, and 8 processes on a loaded machine. */
+static TCase *group(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+Suite *journal_suite(void)
+{
+    Suite *s = suite_create("journal");
+    TCase *tc = group(s, "names");
+    tcase_add_test(tc, test_outcome_names);
+    tcase_add_test(tc, test_locations);
+
+    tc = group(s, "files");
+    tcase_add_test(tc, test_create_modes);
+    tcase_add_test(tc, test_open_missing);
+    tcase_add_test(tc, test_relative_and_empty_file);
+    tcase_add_test(tc, test_reopen_keeps_rows);
+    tcase_add_test(tc, test_newer_schema_refused);
+    tcase_add_test(tc, test_foreign_database_refused);
+    tcase_add_test(tc, test_corrupt_file);
+    tcase_add_test(tc, test_unwritable_location);
+    tcase_add_test(tc, test_symlink_refused);
+    tcase_add_test(tc, test_other_owner_refused);
+    tcase_add_test(tc, test_loose_mode_refused);
+    tcase_add_test(tc, test_not_regular_refused);
+
+    tc = group(s, "records");
+    tcase_add_test(tc, test_begin_finish_roundtrip);
+    tcase_add_test(tc, test_bad_calls);
+    tcase_add_test(tc, test_attempt_numbering);
+    tcase_add_test(tc, test_generation_window);
+    tcase_add_test(tc, test_each_filters);
+    tcase_add_test(tc, test_stats);
+    tcase_add_test(tc, test_prune);
+    tcase_add_test(tc, test_finish_process);
+
+    tc = group(s, "sharing");
+    tcase_add_test(tc, test_callback_reentry);
+    tcase_add_test(tc, test_fork_without_handlers);
+    tcase_add_test(tc, test_fork_with_handlers);
+    tcase_add_test(tc, test_processes_concurrent);
+    tcase_add_test(tc, test_threads_shared);
+    tcase_add_test(tc, test_errors_per_thread);
+    return s;
+}
