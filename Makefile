@@ -11,11 +11,11 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
               -DRETRYSAFE_VERSION='"$(VERSION)"' \
               -DRETRYSAFE_LIBDIR='"$(PREFIX)/lib/retrysafe"' $(CFLAGS)
-LIBS    := -lcrypto -lpthread -ldl
+LIBS    := -lsqlite3 -lcrypto -lpthread -ldl
 
 # The core: every module the shim and the tool share. Hooks, the fd table
 # and the real-symbol lookup exist only in the preloaded library.
-SHIM_ONLY := $(wildcard src/hooks*.c) src/conn.c src/real.c src/shim.c
+SHIM_ONLY := $(wildcard src/hooks*.c) src/conn.c src/flight.c src/real.c src/shim.c
 CORE_SRC  := $(filter-out $(SHIM_ONLY),$(wildcard src/*.c))
 CORE_OBJ  := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 SHIM_OBJ  := $(SHIM_ONLY:src/%.c=$(BUILD)/obj/%.o)
@@ -44,7 +44,7 @@ $(BUILD)/libretrysafe-core.a: $(CORE_OBJ)
 # hidden so the host's own symbols are never replaced by ours.
 $(BUILD)/libretrysafe.so: $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a src/exports.map
 	$(CC) -shared -o $@ $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a \
-	    -Wl,--version-script=src/exports.map -Wl,-z,nodelete $(LIBS)
+	    -Wl,--version-script=src/exports.map -Wl,-z,nodelete -Wl,-z,defs $(LIBS)
 
 $(BUILD)/retrysafe: $(wildcard tools/*.c tools/*.h) $(BUILD)/libretrysafe-core.a $(wildcard src/*.h)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $(wildcard tools/*.c) $(BUILD)/libretrysafe-core.a $(LIBS)

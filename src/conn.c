@@ -1,5 +1,6 @@
 /* conn.c - fd numbers to tracked connections, and their lifetime. */
 #include "conn.h"
+#include "flight.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -91,6 +92,28 @@ static void live_remove(struct conn *c)
     pthread_mutex_unlock(&live_lock);
 }
 
+/* Under the fd's stripe lock. */
+static void fd_list_set(struct conn *c, int from, int to)
+{
+    pthread_mutex_lock(&c->in_lock);
+    for (int i = 0; i < 4; i++)
+        if (c->fd_list[i] == from) {
+            c->fd_list[i] = to;
+            break;
+        }
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+int conn_some_fd(struct conn *c)
+{
+    int fd = -1;
+    pthread_mutex_lock(&c->in_lock);
+    for (int i = 0; i < 4 && fd < 0; i++)
+        fd = c->fd_list[i];
+    pthread_mutex_unlock(&c->in_lock);
+    return fd;
+}
+
 /* Puts c (or NULL) in fd's slot; returns what was there. The caller's
  * reference on c passes to the table. */
 static struct conn *slot_swap(int fd, struct conn *c)
@@ -98,10 +121,14 @@ static struct conn *slot_swap(int fd, struct conn *c)
     pthread_mutex_lock(stripe(fd));
     struct conn *old = conn_table[fd];
     __atomic_store_n(&conn_table[fd], c, __ATOMIC_RELEASE);
-    if (c)
+    if (c) {
         __atomic_add_fetch(&c->fds, 1, __ATOMIC_ACQ_REL);
-    if (old)
+        fd_list_set(c, -1, fd);
+    }
+    if (old) {
         __atomic_sub_fetch(&old->fds, 1, __ATOMIC_ACQ_REL);
+        fd_list_set(old, fd, -1);
+    }
     pthread_mutex_unlock(stripe(fd));
     return old;
 }
@@ -125,6 +152,8 @@ struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
     pthread_mutex_init(&c->in_lock, NULL);
     for (int i = 0; i < CONN_EPOLL_SLOTS; i++)
         c->epoll[i].epfd = -1;
+    for (int i = 0; i < 4; i++)
+        c->fd_list[i] = -1;
     char peer_text[64];
     peer_string(peer, peer_text, sizeof(peer_text));
     outbound_init(&c->out, env, 0, peer_text);
@@ -151,6 +180,7 @@ void conn_release(struct conn *c)
 {
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
+    flight_abandon(c);
     live_remove(c);
     if (c->has_answer)
         __atomic_sub_fetch(&conn_answers_pending, 1, __ATOMIC_ACQ_REL);
@@ -158,6 +188,8 @@ void conn_release(struct conn *c)
         __atomic_sub_fetch(&conn_holding_count, 1, __ATOMIC_ACQ_REL);
     outbound_free(&c->out);
     buf_free(&c->answer);
+    http_res_free(&c->res);
+    free(c->flights);
     pthread_mutex_destroy(&c->out_lock);
     pthread_mutex_destroy(&c->in_lock);
     free(c);

@@ -13,14 +13,22 @@
 #define RETRYSAFE_CONN_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include "buf.h"
+#include "http.h"
 #include "outbound.h"
 
 #define CONN_EPOLL_SLOTS 2
+
+struct conn_flight {
+    int64_t id;                /* journal row; 0: a request not journaled */
+    int64_t start_ms;          /* monotonic */
+    int head;                  /* a HEAD request: its answer has no body */
+};
 
 struct conn_epoll {
     int epfd;                  /* -1: slot free */
@@ -32,6 +40,7 @@ struct conn {
     int refs;                  /* atomic */
     int fds;                   /* atomic: table slots naming this connection */
     int holding;               /* atomic: the outbound stream holds bytes */
+    int fd_list[4];            /* under in_lock: fds naming it (-1: none) */
     dev_t dev;                 /* which socket: fd numbers get reused */
     ino_t ino;
 
@@ -41,11 +50,17 @@ struct conn {
     struct sockaddr_storage fastopen_addr;
     socklen_t fastopen_len;
 
-    pthread_mutex_t in_lock;   /* guards answer, answer_off, epoll */
+    pthread_mutex_t in_lock;   /* guards answer, epoll, flights, res */
     struct buf answer;         /* served to reads before the socket's bytes */
     size_t answer_off;
     int has_answer;            /* atomic: answer holds unread bytes */
     struct conn_epoll epoll[CONN_EPOLL_SLOTS];
+
+    /* Requests waiting for their answers, oldest first (see flight.h). */
+    struct conn_flight *flights;
+    size_t n_flights, cap_flights;
+    int awaiting;              /* atomic: n_flights > 0 */
+    struct http_res_parser res;
 
     struct conn *next_live, *prev_live;  /* under the live-list lock */
 };
@@ -75,6 +90,10 @@ struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
                         const struct outbound_env *env);
 struct conn *conn_acquire(int fd);
 void conn_release(struct conn *c);
+
+/* An fd that names c now (-1: none known), to send on when the fd an
+ * epoll registration was made through has since been closed. */
+int conn_some_fd(struct conn *c);
 
 /* Whether fd still names the socket c was made for. */
 int conn_same_socket(const struct conn *c, int fd);

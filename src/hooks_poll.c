@@ -83,7 +83,11 @@ static void release_epoll_waiters(int epfd, int wait_ms)
     int fds[16];
     int n = conn_epoll_waiting(epfd, conns, fds, 16);
     for (int i = 0; i < n; i++) {
-        hooks_release_held(conns[i], fds[i], wait_ms);
+        /* The fd it was registered through may have been closed after a
+         * dup; the registration lives on through the other fd. */
+        int fd = conn_same_socket(conns[i], fds[i]) ? fds[i] : conn_some_fd(conns[i]);
+        if (fd >= 0)
+            hooks_release_held(conns[i], fd, wait_ms);
         conn_release(conns[i]);
     }
 }

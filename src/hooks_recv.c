@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include "flight.h"
 #include "hooks.h"
 
 /* Whether a read on fd with flags would wait for the server. */
@@ -41,6 +42,39 @@ static ssize_t before_read1(int fd, void *buf, size_t len, int flags)
     return len ? before_read(fd, &iov, 1, flags) : 0;
 }
 
+/* After a real read: answers to journaled requests are matched as the
+ * application reads them (the bytes themselves are not touched). */
+static ssize_t after_read(int fd, const struct iovec *iov, int iovcnt, ssize_t r, int flags)
+{
+    if (r < 0 || (flags & MSG_PEEK) || hooks_in_shim ||
+        !__atomic_load_n(&flight_awaiting_count, __ATOMIC_ACQUIRE))
+        return r;
+    size_t asked = 0;
+    for (int i = 0; i < iovcnt; i++)
+        asked += iov[i].iov_len;
+    if (r == 0 && asked == 0)
+        return r;
+    int e = errno;
+    struct conn *c = conn_acquire(fd);
+    if (c && __atomic_load_n(&c->awaiting, __ATOMIC_ACQUIRE)) {
+        hooks_in_shim++;
+        if (r == 0)
+            flight_eof(c);
+        else
+            flight_read(c, iov, iovcnt, (size_t)r);
+        hooks_in_shim--;
+    }
+    conn_release(c);
+    errno = e;
+    return r;
+}
+
+static ssize_t after_read1(int fd, void *buf, size_t len, ssize_t r, int flags)
+{
+    struct iovec iov = { buf, len };
+    return after_read(fd, &iov, 1, r, flags);
+}
+
 static size_t smaller(size_t a, size_t b)
 {
     return a < b ? a : b;
@@ -50,7 +84,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     real_ensure();
     ssize_t n = before_read1(fd, buf, len, 0);
-    return n > 0 ? n : real.read(fd, buf, len);
+    return n > 0 ? n : after_read1(fd, buf, len, real.read(fd, buf, len), 0);
 }
 
 EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
@@ -59,21 +93,25 @@ EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
     ssize_t n = before_read1(fd, buf, smaller(len, buflen), 0);
     if (n > 0)
         return n;
-    return real.read_chk ? real.read_chk(fd, buf, len, buflen) : real.read(fd, buf, len);
+    return after_read1(fd, buf, len,
+                       real.read_chk ? real.read_chk(fd, buf, len, buflen)
+                                     : real.read(fd, buf, len), 0);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     real_ensure();
-    ssize_t n = iov ? before_read(fd, iov, iovcnt, 0) : 0;
-    return n > 0 ? n : real.readv(fd, iov, iovcnt);
+    if (!iov)
+        return real.readv(fd, iov, iovcnt);
+    ssize_t n = before_read(fd, iov, iovcnt, 0);
+    return n > 0 ? n : after_read(fd, iov, iovcnt, real.readv(fd, iov, iovcnt), 0);
 }
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
     real_ensure();
     ssize_t n = before_read1(fd, buf, len, flags);
-    return n > 0 ? n : real.recv(fd, buf, len, flags);
+    return n > 0 ? n : after_read1(fd, buf, len, real.recv(fd, buf, len, flags), flags);
 }
 
 EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
@@ -82,8 +120,9 @@ EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flag
     ssize_t n = before_read1(fd, buf, smaller(len, buflen), flags);
     if (n > 0)
         return n;
-    return real.recv_chk ? real.recv_chk(fd, buf, len, buflen, flags)
-                         : real.recv(fd, buf, len, flags);
+    return after_read1(fd, buf, len,
+                       real.recv_chk ? real.recv_chk(fd, buf, len, buflen, flags)
+                                     : real.recv(fd, buf, len, flags), flags);
 }
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
@@ -96,7 +135,8 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
             *addr_len = 0;
         return n;
     }
-    return real.recvfrom(fd, buf, len, flags, addr, addr_len);
+    return after_read1(fd, buf, len, real.recvfrom(fd, buf, len, flags, addr, addr_len),
+                       flags);
 }
 
 EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
@@ -109,9 +149,10 @@ EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int 
             *addr_len = 0;
         return n;
     }
-    if (real.recvfrom_chk)
-        return real.recvfrom_chk(fd, buf, len, buflen, flags, addr, addr_len);
-    return real.recvfrom(fd, buf, len, flags, addr, addr_len);
+    ssize_t r = real.recvfrom_chk
+                    ? real.recvfrom_chk(fd, buf, len, buflen, flags, addr, addr_len)
+                    : real.recvfrom(fd, buf, len, flags, addr, addr_len);
+    return after_read1(fd, buf, len, r, flags);
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -124,5 +165,6 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         msg->msg_flags = 0;
         return n;
     }
-    return real.recvmsg(fd, msg, flags);
+    ssize_t r = real.recvmsg(fd, msg, flags);
+    return msg ? after_read(fd, msg->msg_iov, (int)msg->msg_iovlen, r, flags) : r;
 }

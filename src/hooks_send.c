@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "flight.h"
 #include "hooks.h"
 #include "outbound.h"
 
@@ -71,6 +72,30 @@ static int wait_writable(void *ctx)
     return r > 0 ? 0 : -1;
 }
 
+static void record(void *ctx, const struct outbound_record *rec)
+{
+    flight_record(((struct send_call *)ctx)->c, rec);
+}
+
+static void failed(void *ctx, int err)
+{
+    flight_failed(((struct send_call *)ctx)->c, err);
+}
+
+static void passed(void *ctx, int head)
+{
+    flight_passed(((struct send_call *)ctx)->c, head);
+}
+
+static struct outbound_io io_for(struct send_call *call)
+{
+    return (struct outbound_io){
+        .send = real_send_iov, .answer = add_answer, .wait_writable = wait_writable,
+        .generation = flight_generation, .record = record, .failed = failed,
+        .passed = passed, .ctx = call,
+    };
+}
+
 /* A sendto(MSG_FASTOPEN) whose bytes we held must still connect. */
 static int finish_fastopen(struct conn *c, int fd)
 {
@@ -109,7 +134,7 @@ static ssize_t send_tracked(struct conn *c, int fd, const struct iovec *iov, int
         r = send_untracked(fd, iov, iovcnt, flags, kind);
     } else {
         struct send_call call = { c, fd, flags, kind, -1 };
-        struct outbound_io io = { real_send_iov, add_answer, wait_writable, &call };
+        struct outbound_io io = io_for(&call);
         r = outbound_write(&c->out, iov, iovcnt, &io);
         if (r >= 0 && finish_fastopen(c, fd) != 0)
             r = -1;
@@ -137,7 +162,7 @@ void hooks_release_held(struct conn *c, int fd, int wait_ms)
         if (outbound_holding(&c->out) && conn_same_socket(c, fd)) {
             long long deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms;
             struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET, deadline };
-            struct outbound_io io = { real_send_iov, add_answer, wait_writable, &call };
+            struct outbound_io io = io_for(&call);
             outbound_release(&c->out, &io);
             conn_note_holding(c);
         }

@@ -23,6 +23,7 @@
 #define KEY_MAC_BYTES 24
 
 static const char key_domain[] = "retrysafe key v1\n";
+static const char fingerprint_domain[] = "retrysafe fingerprint v1\n";
 
 struct key_ctx {
     OSSL_LIB_CTX *libctx;
@@ -250,12 +251,10 @@ static int mac_field(EVP_MAC_CTX *m, const void *data, size_t len)
     return 0;
 }
 
-static int mac_message(EVP_MAC_CTX *m, const struct key_request *req,
-                       const char *authority, size_t authority_len,
-                       unsigned char *mac, size_t mac_size, size_t *mac_len)
+static int mac_fields(EVP_MAC_CTX *m, const struct key_request *req,
+                      const char *authority, size_t authority_len)
 {
-    if (EVP_MAC_update(m, (const unsigned char *)key_domain,
-                       sizeof key_domain - 1) != 1)
+    if (EVP_MAC_update(m, (const unsigned char *)key_domain, sizeof key_domain - 1) != 1)
         return -1;
     if (mac_field(m, req->method, req->method_len) < 0 ||
         mac_field(m, authority, authority_len) < 0 ||
@@ -263,7 +262,22 @@ static int mac_message(EVP_MAC_CTX *m, const struct key_request *req,
         mac_field(m, req->scope, req->scope_len) < 0 ||
         mac_field(m, req->body, req->body_len) < 0)
         return -1;
-    return EVP_MAC_final(m, mac, mac_len, mac_size) == 1 ? 0 : -1;
+    return 0;
+}
+
+/* A later operation of the same request (after the window) adds a sixth
+ * field, the generation's decimal digits; generation 0 adds nothing. */
+static int mac_generation(EVP_MAC_CTX *m, int generation)
+{
+    char digits[16];
+    int n = snprintf(digits, sizeof digits, "%d", generation);
+    return generation > 0 ? mac_field(m, digits, (size_t)n) : 0;
+}
+
+static int mac_final(EVP_MAC_CTX *m, unsigned char *mac, size_t mac_size)
+{
+    size_t len = 0;
+    return EVP_MAC_final(m, mac, &len, mac_size) == 1 && len >= KEY_MAC_BYTES ? 0 : -1;
 }
 
 static void base64url(const unsigned char *in, size_t n, char *out)
@@ -281,29 +295,90 @@ static void base64url(const unsigned char *in, size_t n, char *out)
     *out = '\0';
 }
 
-int key_derive(struct key_ctx *ctx, const struct key_request *req,
-               char out[KEY_CHARS + 1])
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* fingerprint = HMAC(secret, "retrysafe fingerprint v1\n" || M0), where M0
+ * is the generation-0 key's whole MAC: one pass over the body serves both,
+ * and the fingerprint reveals neither the request nor its key. */
+static int fingerprint_of(struct key_ctx *ctx, const unsigned char *m0, size_t m0_len,
+                          char out[KEY_FINGERPRINT_CHARS + 1])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    EVP_MAC_CTX *m = EVP_MAC_CTX_dup(ctx->keyed);
+    int rc = m && EVP_MAC_update(m, (const unsigned char *)fingerprint_domain,
+                                 sizeof fingerprint_domain - 1) == 1 &&
+             EVP_MAC_update(m, m0, m0_len) == 1 && mac_final(m, mac, sizeof mac) == 0
+                 ? 0 : -1;
+    EVP_MAC_CTX_free(m);
+    if (rc == 0)
+        hex(mac, KEY_FINGERPRINT_CHARS / 2, out);
+    return rc;
+}
+
+int key_for_request(struct key_ctx *ctx, const struct key_request *req,
+                    key_generation_fn generation_of, void *arg,
+                    char key[KEY_CHARS + 1], char fingerprint[KEY_FINGERPRINT_CHARS + 1],
+                    int *generation)
 {
     char authority[KEY_AUTHORITY_MAX];
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t mac_len = 0;
+    unsigned char m0[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+    int gen = req ? req->generation : 0;
 
-    if (!ctx || !req || !out)
+    if (!ctx || !req)
         return -1;
-    int authority_len = key_normalize_authority(req->authority,
-        req->authority_len, req->tls, authority, sizeof authority);
+    int authority_len = key_normalize_authority(req->authority, req->authority_len,
+                                                req->tls, authority, sizeof authority);
     if (authority_len < 0)
         return -1;
 
     ERR_set_mark();
-    EVP_MAC_CTX *m = EVP_MAC_CTX_dup(ctx->keyed);
-    int rc = m ? mac_message(m, req, authority, (size_t)authority_len, mac,
-                             sizeof mac, &mac_len) : -1;
-    EVP_MAC_CTX_free(m);
+    EVP_MAC_CTX *first = EVP_MAC_CTX_dup(ctx->keyed);
+    EVP_MAC_CTX *later = NULL;
+    int rc = -1;
+    if (!first || mac_fields(first, req, authority, (size_t)authority_len) != 0)
+        goto out;
+    /* The generation is known only once the fingerprint is: keep the MAC
+     * state after the five fields for a later operation's key. */
+    later = EVP_MAC_CTX_dup(first);
+    if (!later || mac_final(first, m0, sizeof m0) != 0 ||
+        fingerprint_of(ctx, m0, EVP_MD_size(EVP_sha256()), fingerprint) != 0)
+        goto out;
+    if (generation_of && generation_of(arg, fingerprint, &gen) != 0)
+        gen = 0;
+    if (gen > 0) {
+        if (mac_generation(later, gen) != 0 || mac_final(later, mac, sizeof mac) != 0)
+            goto out;
+        base64url(mac, KEY_MAC_BYTES, key);
+    } else {
+        base64url(m0, KEY_MAC_BYTES, key);
+    }
+    if (generation)
+        *generation = gen;
+    rc = 0;
+out:
+    EVP_MAC_CTX_free(first);
+    EVP_MAC_CTX_free(later);
     ERR_pop_to_mark();
+    return rc;
+}
 
-    if (rc < 0 || mac_len < KEY_MAC_BYTES)
-        return -1;
-    base64url(mac, KEY_MAC_BYTES, out);
-    return 0;
+int key_derive(struct key_ctx *ctx, const struct key_request *req, char out[KEY_CHARS + 1])
+{
+    char fingerprint[KEY_FINGERPRINT_CHARS + 1];
+    return out ? key_for_request(ctx, req, NULL, NULL, out, fingerprint, NULL) : -1;
+}
+
+int key_fingerprint(struct key_ctx *ctx, const struct key_request *req,
+                    char out[KEY_FINGERPRINT_CHARS + 1])
+{
+    char key[KEY_CHARS + 1];
+    return out ? key_for_request(ctx, req, NULL, NULL, key, out, NULL) : -1;
 }

@@ -29,9 +29,17 @@ struct emit {
     struct iovec iov[EMIT_MAX];
     int cnt;
     int internal;      /* an entry points into our own buffers */
+    int recorded;      /* it carries the request just recorded */
     int must_flush;
     int stop;          /* the socket is full: take nothing more this call */
     int send_errno;
+    /* Entries from retract_from on are caller bytes of a connection passed
+     * through for good: what the socket does not take of them is simply
+     * not taken, as without us, instead of being copied to the queue. */
+    int retract_from;  /* -1: none */
+    size_t retracted;  /* caller bytes given back by the last flush */
+    int sent_any;      /* some byte of the last flush went out */
+    int any_sent_this_call;
 };
 
 /* Set for the duration of one outbound_write: the callbacks need them. */
@@ -56,6 +64,7 @@ void outbound_init(struct outbound *ob, const struct outbound_env *env,
 void outbound_free(struct outbound *ob)
 {
     http_req_free(&ob->parser);
+    buf_free(&ob->request_line);
     buf_free(&ob->head);
     buf_free(&ob->body);
     buf_free(&ob->queue);
@@ -86,6 +95,31 @@ static int decide_pass(struct outbound *ob, const char *why)
     return HTTP_PAUSE;
 }
 
+static const char *target_path(const struct outbound *ob, size_t *len);
+
+/* A request to an enabled host goes out untagged: the journal says so. */
+static int decide_skip(struct outbound_call *call, const char *why, uint64_t body_len)
+{
+    struct outbound *ob = call->ob;
+    if (call->io->record && ob->host) {
+        char authority[KEY_AUTHORITY_MAX];
+        int alen = key_normalize_authority(ob->authority, ob->authority_len, ob->tls,
+                                           authority, sizeof(authority));
+        size_t path_len = 0;
+        const char *path = target_path(ob, &path_len);
+        struct outbound_record rec = {
+            .method = ob->request_line.data, .method_len = ob->method_len,
+            .authority = alen > 0 ? authority : ob->authority,
+            .authority_len = alen > 0 ? (size_t)alen : ob->authority_len,
+            .path = path ? path : "", .path_len = path_len,
+            .key = "", .fingerprint = "", .tls = ob->tls,
+            .body_len = body_len, .skipped = 1,
+        };
+        call->io->record(call->io->ctx, &rec);
+    }
+    return decide_pass(ob, why);
+}
+
 static int match_authority(struct outbound *ob)
 {
     const char *host;
@@ -112,10 +146,15 @@ static int on_request_line(void *ctx, const char *method, size_t method_len,
 {
     struct outbound *ob = ((struct outbound_call *)ctx)->ob;
     (void)version;
-    ob->method_len = method_len;
-    ob->target_len = target_len;
+    ob->is_head = method_len == 4 && memcmp(method, "HEAD", 4) == 0;
     if (!config_method_enabled(ob->env->cfg, method, method_len))
         return decide_pass(ob, "method not enabled");
+    ob->method_len = method_len;
+    ob->target_len = target_len;
+    if (buf_append(&ob->request_line, method, method_len) != 0 ||
+        buf_append(&ob->request_line, " ", 1) != 0 ||
+        buf_append(&ob->request_line, target, target_len) != 0)
+        return decide_pass(ob, "out of memory");
 
     const char *authority, *path;
     size_t authority_len, path_len;
@@ -188,11 +227,11 @@ static int on_headers_complete(void *ctx, const struct http_head_info *info)
     if (ob->app_header_mask & (1u << ob->host->header_index))
         return decide_pass(ob, "the application sent its own key");
     if (!ob->env->keys)
-        return decide_pass(ob, "no secret to derive keys with");
+        return decide_skip(call, "no secret to derive keys with", info->content_length);
     if (info->framing == HTTP_BODY_LENGTH && info->content_length > cfg->max_body) {
         log_msg(CONFIG_LOG_WARN, "request body of %llu bytes is over RETRYSAFE_MAX_BODY; "
                 "sent untagged", (unsigned long long)info->content_length);
-        return decide_pass(ob, "body over the limit");
+        return decide_skip(call, "body over the limit", info->content_length);
     }
     ob->msg = OUTBOUND_TAG;
 
@@ -208,12 +247,13 @@ static int on_headers_complete(void *ctx, const struct http_head_info *info)
 
 static int on_body(void *ctx, const char *data, size_t len)
 {
-    struct outbound *ob = ((struct outbound_call *)ctx)->ob;
+    struct outbound_call *call = ctx;
+    struct outbound *ob = call->ob;
     if (ob->msg != OUTBOUND_TAG || ob->info.framing != HTTP_BODY_CHUNKED)
         return HTTP_CONTINUE;
     if (ob->body.len + len > ob->env->cfg->max_body) {
         log_msg(CONFIG_LOG_WARN, "chunked request body is over RETRYSAFE_MAX_BODY; sent untagged");
-        return decide_pass(ob, "body over the limit");
+        return decide_skip(call, "body over the limit", ob->body.len + len);
     }
     if (buf_append(&ob->body, data, len) != 0)
         return decide_pass(ob, "out of memory");
@@ -242,7 +282,7 @@ static void emit_add(struct emit *e, const char *p, size_t len, int internal)
 {
     if (len == 0)
         return;
-    if (!internal && e->cnt > 0) {
+    if (!internal && e->cnt > 0 && (e->retract_from < 0 || e->retract_from < e->cnt)) {
         struct iovec *last = &e->iov[e->cnt - 1];
         if ((const char *)last->iov_base + last->iov_len == p) {
             last->iov_len += len;
@@ -305,20 +345,77 @@ static int send_waiting(const struct outbound_io *io, struct iovec *iov, int cnt
 
 /* Sends e. Whatever the socket does not take is copied to the queue; returns
  * -1 with the send's errno in that case. */
+/* Caller bytes past the point of no more parsing. */
+static void emit_retractable(struct emit *e, const char *p, size_t len)
+{
+    if (len == 0)
+        return;
+    if (e->retract_from < 0)
+        e->retract_from = e->cnt;
+    emit_add(e, p, len, 0);
+}
+
+/* Refused or reset before anything was sent: the request never left. */
+static int never_left(int err)
+{
+    return err == ECONNREFUSED || err == ECONNRESET || err == EPIPE || err == ENOTCONN;
+}
+
+/* A send failed for good (reset, refused, broken pipe): unlike a full
+ * socket, waiting will not help. */
+static int hard_error(int err)
+{
+    return err != EAGAIN && err != EWOULDBLOCK && err != EINTR && err != ENOBUFS &&
+           err != ENOMEM;
+}
+
+/* The connection is dead: nothing we hold can ever be sent. */
+static void connection_broken(struct outbound *ob)
+{
+    buf_reset(&ob->queue, 0);
+    ob->held = 0;
+    ob->passthrough = 1;
+    ob->msg = OUTBOUND_FRESH;
+}
+
 static int emit_flush(struct outbound *ob, struct emit *e, const struct outbound_io *io)
 {
     int first = 0, rc = 0;
+    size_t first_len = e->cnt ? e->iov[0].iov_len : 0;
+    e->retracted = 0;
+    if (e->cnt)
+        e->sent_any = 1;
     if (e->cnt && send_all(io, e->iov, e->cnt, &first) != 0) {
         int saved = errno;
-        if (queue_rest(ob, e->iov, first, e->cnt) == 0)
-            rc = -1;
-        else /* no memory to keep the rest: wait it out rather than lose it */
-            send_waiting(io, e->iov, e->cnt, &first);
+        int untouched = first == 0 && e->iov[0].iov_len == first_len;
+        if (untouched)
+            e->sent_any = 0;
+        if (e->recorded && io->failed && untouched && never_left(saved))
+            io->failed(io->ctx, saved);
+        int keep_to = e->retract_from >= 0 && e->retract_from < e->cnt ? e->retract_from
+                                                                       : e->cnt;
+        for (int i = keep_to > first ? keep_to : first; i < e->cnt; i++)
+            e->retracted += e->iov[i].iov_len;
+        if (hard_error(saved)) {
+            connection_broken(ob);
+        } else if (first < keep_to) {
+            if (queue_rest(ob, e->iov, first, keep_to) == 0) {
+                ob->unsent_record = e->recorded && untouched;
+            } else {
+                /* no memory to keep the rest: wait it out rather than lose it */
+                send_waiting(io, e->iov, keep_to, &first);
+            }
+        }
+        rc = -1;
         errno = saved;
     }
     e->cnt = 0;
     e->internal = 0;
+    e->recorded = 0;
     e->must_flush = 0;
+    e->retract_from = -1;
+    e->any_sent_this_call |= e->sent_any;
+    e->sent_any = 0;
     return rc;
 }
 
@@ -330,9 +427,17 @@ static int queue_flush(struct outbound *ob, const struct outbound_io *io, int wa
     int first = 0;
     int rc = wait ? send_waiting(io, &iov, 1, &first) : send_all(io, &iov, 1, &first);
     int saved = errno;
-    buf_consume(&ob->queue, ob->queue.len - (first ? 0 : iov.iov_len));
-    if (rc == 0)
+    size_t sent = ob->queue.len - (first ? 0 : iov.iov_len);
+    if (sent)
+        ob->unsent_record = 0;
+    buf_consume(&ob->queue, sent);
+    if (rc == 0) {
         buf_reset(&ob->queue, OUTBOUND_KEEP);
+    } else if (hard_error(saved)) {
+        if (ob->unsent_record && io->failed && never_left(saved))
+            io->failed(io->ctx, saved);
+        connection_broken(ob);
+    }
     errno = saved;
     return rc;
 }
@@ -351,20 +456,34 @@ static void emit_held(struct outbound *ob, struct emit *e, size_t upto)
         emit_add(e, ob->head.data + after, len - after, 1);
 }
 
-static int build_key_line(struct outbound *ob)
+/* The target's path and query (absolute-form loses its scheme and host). */
+static const char *target_path(const struct outbound *ob, size_t *len)
+{
+    if (ob->request_line.len < ob->method_len + 1 + ob->target_len)
+        return NULL;
+    const char *target = ob->request_line.data + ob->method_len + 1;
+    *len = ob->target_len;
+    if (!ob->authority_from_target)
+        return target;
+    const char *a, *path;
+    size_t a_len;
+    int tls;
+    if (http_split_target(target, ob->target_len, &a, &a_len, &path, len, &tls) != 0)
+        return NULL;
+    return path;
+}
+
+/* Derives the request's key (through the window's generation), writes the
+ * key line, and tells the recorder before a byte of it leaves. */
+static int build_key_line(struct outbound *ob, const struct outbound_io *io)
 {
     const struct config *cfg = ob->env->cfg;
-    const char *path = ob->head.data + ob->method_len + 1;
-    size_t path_len = ob->target_len;
-    if (ob->authority_from_target) {
-        const char *a;
-        size_t a_len;
-        int tls;
-        if (http_split_target(path, ob->target_len, &a, &a_len, &path, &path_len, &tls) != 0)
-            return -1;
-    }
+    size_t path_len = 0;
+    const char *path = target_path(ob, &path_len);
+    if (!path)
+        return -1;
     struct key_request req = {
-        .method = ob->head.data, .method_len = ob->method_len,
+        .method = ob->request_line.data, .method_len = ob->method_len,
         .authority = ob->authority, .authority_len = ob->authority_len,
         .tls = ob->tls,
         .path = path, .path_len = path_len,
@@ -377,24 +496,39 @@ static int build_key_line(struct outbound *ob)
         req.body = ob->head.data + ob->info.head_len;
         req.body_len = (size_t)ob->info.content_length;
     }
+    char fingerprint[KEY_FINGERPRINT_CHARS + 1];
     char key[KEY_CHARS + 1];
-    if (key_derive(ob->env->keys, &req, key) != 0)
+    if (key_for_request(ob->env->keys, &req, io->generation, io->ctx, key, fingerprint,
+                        &req.generation) != 0)
         return -1;
     const char *name = cfg->header_names[ob->host->header_index];
     int n = snprintf(ob->key_line, sizeof(ob->key_line), "%s: %s\r\n", name, key);
     if (n < 0 || (size_t)n >= sizeof(ob->key_line))
         return -1;
     ob->key_line_len = (size_t)n;
+    if (io->record) {
+        char authority[KEY_AUTHORITY_MAX];
+        int alen = key_normalize_authority(ob->authority, ob->authority_len, ob->tls,
+                                           authority, sizeof(authority));
+        struct outbound_record rec = {
+            .method = req.method, .method_len = req.method_len,
+            .authority = authority, .authority_len = alen > 0 ? (size_t)alen : 0,
+            .path = path, .path_len = path_len,
+            .key = key, .fingerprint = fingerprint, .generation = req.generation,
+            .tls = ob->tls, .body_len = req.body_len,
+        };
+        io->record(io->ctx, &rec);
+    }
     if (log_enabled(CONFIG_LOG_DEBUG))
         log_msg(CONFIG_LOG_DEBUG, "tagged %.*s %.*s with %s", (int)ob->method_len,
-                ob->head.data, (int)ob->authority_len, ob->authority, key);
+                ob->request_line.data, (int)ob->authority_len, ob->authority, key);
     return 0;
 }
 
 /* The complete request with the key line before the empty line. */
-static void emit_tagged(struct outbound *ob, struct emit *e)
+static void emit_tagged(struct outbound *ob, struct emit *e, const struct outbound_io *io)
 {
-    if (build_key_line(ob) != 0) {
+    if (build_key_line(ob, io) != 0) {
         log_msg(CONFIG_LOG_WARN, "could not derive a key; request sent untagged");
         emit_held(ob, e, ob->head.len);
         return;
@@ -403,6 +537,7 @@ static void emit_tagged(struct outbound *ob, struct emit *e)
     emit_held(ob, e, blank);
     emit_add(e, ob->key_line, ob->key_line_len, 1);
     emit_add(e, ob->head.data + blank, ob->head.len - blank, 1);
+    e->recorded = io->record != NULL;
 }
 
 /* ---- taking the caller's bytes ---------------------------------------- */
@@ -411,10 +546,12 @@ static void begin_request(struct outbound *ob)
 {
     buf_reset(&ob->head, OUTBOUND_KEEP);
     buf_reset(&ob->body, OUTBOUND_KEEP);
+    ob->request_line.len = 0;
     ob->msg = OUTBOUND_UNDECIDED;
     ob->method_len = ob->target_len = 0;
     ob->authority_len = 0;
     ob->authority_from_target = 0;
+    ob->is_head = 0;
     ob->host = NULL;
     ob->app_header_mask = 0;
     ob->expect_start = ob->expect_len = 0;
@@ -423,8 +560,10 @@ static void begin_request(struct outbound *ob)
     ob->message_len = 0;
 }
 
-static void end_request(struct outbound *ob)
+static void end_request(struct outbound *ob, const struct outbound_io *io)
 {
+    if (ob->msg == OUTBOUND_PASS && io && io->passed)
+        io->passed(io->ctx, ob->is_head);
     ob->msg = OUTBOUND_FRESH;
     if (http_req_is_tunnel(&ob->parser))
         ob->passthrough = 1;
@@ -437,14 +576,15 @@ static size_t give_up(struct outbound *ob, struct emit *e, const char *p, size_t
     log_msg(CONFIG_LOG_INFO, "connection passed through from now on: %s", why);
     if (ob->msg == OUTBOUND_UNDECIDED || ob->msg == OUTBOUND_TAG)
         emit_held(ob, e, ob->head.len);
-    emit_add(e, p, len, 0);
+    emit_retractable(e, p, len);
     ob->passthrough = 1;
     ob->msg = OUTBOUND_FRESH;
     return len;
 }
 
 /* A request whose held bytes must go out ahead of what follows. */
-static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p, size_t len)
+static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p, size_t len,
+                             const struct outbound_io *io)
 {
     size_t k = http_req_feed(&ob->parser, p, len);
     if (http_req_failed(&ob->parser))
@@ -454,18 +594,18 @@ static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p,
         emit_held(ob, e, ob->head.len);
         emit_add(e, p, k, 0);
         if (ob->message_complete)
-            end_request(ob);
+            end_request(ob, io);
         return k;
     }
     if (buf_append(&ob->head, p, k) != 0)
         return give_up(ob, e, p + k, len - k, "out of memory") + k;
     if (ob->message_complete) {
         if (ob->msg == OUTBOUND_TAG)
-            emit_tagged(ob, e);
+            emit_tagged(ob, e, io);
         else
             emit_held(ob, e, ob->head.len);
         e->must_flush = 1;
-        end_request(ob);
+        end_request(ob, io);
         return k;
     }
     /* Chunk framing can outweigh the data; bound the raw bytes held too. */
@@ -493,7 +633,7 @@ static size_t send_passing_body(struct outbound *ob, struct emit *e, const char 
     }
     http_req_feed(&ob->parser, p, (size_t)r);
     if (ob->message_complete)
-        end_request(ob);
+        end_request(ob, io);
     if ((size_t)r < k)
         e->stop = 1;
     return (size_t)r;
@@ -507,14 +647,20 @@ static int in_counted_body(const struct http_req_parser *p)
 static size_t take_passing(struct outbound *ob, struct emit *e, const char *p, size_t len,
                            const struct outbound_io *io)
 {
-    if (e->cnt == 0 && in_counted_body(&ob->parser))
+    if (in_counted_body(&ob->parser)) {
+        /* What precedes the body goes first, so the body can go uncopied. */
+        if (e->cnt) {
+            e->must_flush = 1;
+            return 0;
+        }
         return send_passing_body(ob, e, p, len, io);
+    }
     size_t k = http_req_feed(&ob->parser, p, len);
     if (http_req_failed(&ob->parser))
         return give_up(ob, e, p, len, ob->parser.error ? ob->parser.error : "not HTTP");
     emit_add(e, p, k, 0);
     if (ob->message_complete)
-        end_request(ob);
+        end_request(ob, io);
     return k;
 }
 
@@ -524,7 +670,7 @@ static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t le
                    const struct outbound_io *io)
 {
     if (ob->passthrough) {
-        emit_add(e, p, len, 0);
+        emit_retractable(e, p, len);
         return len;
     }
     if (ob->msg == OUTBOUND_FRESH) {
@@ -546,7 +692,7 @@ static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t le
     }
     if (ob->msg == OUTBOUND_PASS)
         return take_passing(ob, e, p, len, io);
-    return take_undecided(ob, e, p, len);
+    return take_undecided(ob, e, p, len, io);
 }
 
 static size_t iov_total(const struct iovec *iov, int iovcnt)
@@ -557,20 +703,20 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
     return n;
 }
 
-/* The caller's answer once nothing more will be taken in this call. */
-static ssize_t acknowledge(struct outbound *ob, size_t taken, int send_errno)
+/* The caller's answer once nothing more will be taken in this call. skip
+ * counts the bytes taken by an earlier call (the held byte). */
+static ssize_t acknowledge(struct outbound *ob, size_t taken, size_t skip, int send_errno)
 {
-    if (ob->queue.len == 0) {
-        if (taken > 0)
-            return (ssize_t)taken;
-        errno = send_errno ? send_errno : EAGAIN;
-        return -1;
-    }
-    ob->held = 1;
-    if (taken > 1)
-        return (ssize_t)(taken - 1);
     errno = send_errno ? send_errno : EAGAIN;
-    return -1;
+    if (ob->queue.len == 0)
+        return taken > 0 ? (ssize_t)taken : -1;
+    /* Bytes are queued: the last byte taken in this call stays
+     * unacknowledged, so the caller must call again to finish. If this call
+     * took nothing new, all of it is unacknowledged already. */
+    if (taken == skip)
+        return taken > 0 ? (ssize_t)taken : -1;
+    ob->held = 1;
+    return taken > 1 ? (ssize_t)(taken - 1) : -1;
 }
 
 ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
@@ -581,6 +727,8 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
         return -1;
     if (n == 0)
         return 0;
+    if (ob->held > n)
+        ob->held = n;
     /* Not HTTP (TLS, say): the kernel's own semantics, nothing copied. */
     if (ob->passthrough && ob->held == 0)
         return io->send(io->ctx, iov, iovcnt);
@@ -589,9 +737,10 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
     ob->parser.ctx = &call;
 
     size_t taken = ob->held < n ? ob->held : n;
+    size_t held_before = taken;
     ob->held = 0;
     size_t skip = taken;
-    struct emit e = { .cnt = 0 };
+    struct emit e = { .cnt = 0, .retract_from = -1 };
     int send_errno = 0;
 
     for (int i = 0; i < iovcnt; i++) {
@@ -614,23 +763,36 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
                 continue;
             if (emit_flush(ob, &e, io) != 0) {
                 send_errno = errno;
+                taken -= e.retracted;
                 goto done;
             }
         }
     }
-    if (emit_flush(ob, &e, io) != 0)
+    if (emit_flush(ob, &e, io) != 0) {
         send_errno = errno;
+        taken -= e.retracted;
+    }
 done:
     ob->parser.ctx = NULL;
-    return acknowledge(ob, taken, send_errno);
+    if (send_errno && hard_error(send_errno)) {
+        /* As the kernel would: a write that got some bytes out reports
+         * them, else the error; what we held dies with the connection. */
+        errno = send_errno;
+        return taken > held_before && e.any_sent_this_call ? (ssize_t)taken : -1;
+    }
+    return acknowledge(ob, taken, held_before, send_errno);
 }
 
 int outbound_release(struct outbound *ob, const struct outbound_io *io)
 {
-    struct emit e = { .cnt = 0 };
+    struct emit e = { .cnt = 0, .retract_from = -1 };
     if (holding_request(ob)) {
         log_msg(CONFIG_LOG_INFO, "the application stopped sending in the middle of a "
                 "request; it goes out untagged, as it came");
+        if (ob->msg == OUTBOUND_TAG) {
+            struct outbound_call call = { ob, io };
+            decide_skip(&call, "unfinished", ob->info.content_length);
+        }
         emit_held(ob, &e, ob->head.len);
         ob->msg = OUTBOUND_PASS;
     }

@@ -18,6 +18,7 @@
 #define RETRYSAFE_OUTBOUND_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -25,6 +26,20 @@
 #include "config.h"
 #include "http.h"
 #include "key.h"
+
+/* A request to an enabled host, as the journal records it. Pointers are
+ * valid during the record callback only. */
+struct outbound_record {
+    const char *method;      size_t method_len;
+    const char *authority;   size_t authority_len;  /* normalised */
+    const char *path;        size_t path_len;       /* with the query */
+    const char *key;         /* "" when skipped */
+    const char *fingerprint; /* "" when skipped */
+    int generation;
+    int tls;
+    uint64_t body_len;
+    int skipped;             /* passed on untagged */
+};
 
 struct outbound_io {
     /* Sends bytes to the real socket: the count sent, or -1 with errno. */
@@ -35,6 +50,18 @@ struct outbound_io {
     /* Waits until the socket can take more. Returns 0, or -1 when it gave
      * up (its own time limit, or an error). */
     int (*wait_writable)(void *ctx);
+    /* Which operation of this fingerprint a request is now (the window);
+     * NULL or failure: 0. */
+    key_generation_fn generation;
+    /* A request to an enabled host was decided: tagged and about to be
+     * sent, or skipped. NULL: nothing is recorded. */
+    void (*record)(void *ctx, const struct outbound_record *rec);
+    /* The request last recorded could not be sent at all: the connection
+     * was refused or reset before its first byte. */
+    void (*failed)(void *ctx, int err);
+    /* A request passed through untouched (its answer comes in its turn).
+     * head: it was a HEAD request. */
+    void (*passed)(void *ctx, int head);
     void *ctx;
 };
 
@@ -58,11 +85,13 @@ struct outbound {
     enum outbound_msg msg;
     struct buf head;          /* raw bytes held back (head, and body if tagged) */
     struct buf body;          /* decoded body of a chunked request */
+    struct buf request_line;  /* method SP target, copied as they arrive */
     size_t method_len;
-    size_t target_len;        /* the target is head[method_len + 1 ..] */
+    size_t target_len;
     char authority[KEY_AUTHORITY_MAX];
     size_t authority_len;     /* 0: none yet */
     int authority_from_target;
+    int is_head;              /* a HEAD request: its answer has no body */
     const struct config_host *host;    /* the enabling entry, once known */
     unsigned app_header_mask; /* bit i: the request has header_names[i] */
     size_t expect_start, expect_len;   /* an "Expect: 100-continue" line */
@@ -77,6 +106,8 @@ struct outbound {
     struct buf queue;
     /* Caller bytes at the start of the next call that were taken already. */
     size_t held;
+    /* The queue holds a recorded request of which nothing was sent yet. */
+    int unsent_record;
 };
 
 void outbound_init(struct outbound *ob, const struct outbound_env *env,

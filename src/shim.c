@@ -9,16 +9,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "flight.h"
+#include "journal.h"
 #include "keysource.h"
+#include "location.h"
+#include "secret.h"
 
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static int state = SHIM_NOT_STARTED;
 static struct config config;
 static struct outbound_env env;
+static char exe_name[64] = "?";
+
+/* The journal: opened at the first request that needs it, per process. */
+#define SHIM_JOURNAL_RETRY_MS 30000
+static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct journal *journal;
+static pid_t journal_pid;
+static int64_t journal_failed_ms;   /* last failure to open; 0: none */
+static int journal_warned;
+static int journal_off;     /* RETRYSAFE_JOURNAL=off */
 
 static const char *lookup_env(void *ctx, const char *name)
 {
@@ -69,6 +85,17 @@ static int start(void)
         log_msg(CONFIG_LOG_WARN, "cannot allocate the connection table; shim disabled");
         return SHIM_DISABLED;
     }
+    journal_off = config.journal && strcmp(config.journal, "off") == 0;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        const char *slash = strrchr(exe, '/');
+        const char *base = slash ? slash + 1 : exe;
+        size_t len = strlen(base) < sizeof(exe_name) - 1 ? strlen(base) : sizeof(exe_name) - 1;
+        memcpy(exe_name, base, len);
+        exe_name[len] = '\0';
+    }
     log_msg(CONFIG_LOG_INFO, "active for %zu host pattern(s)", config.n_hosts);
     return SHIM_ACTIVE;
 }
@@ -96,14 +123,90 @@ int shim_disabled(void)
 void shim_fork_prepare(void)
 {
     pthread_mutex_lock(&start_lock);
+    pthread_mutex_lock(&journal_lock);
 }
 
 void shim_fork_parent(void)
 {
+    pthread_mutex_unlock(&journal_lock);
     pthread_mutex_unlock(&start_lock);
 }
 
 void shim_fork_child(void)
 {
     pthread_mutex_init(&start_lock, NULL);
+    pthread_mutex_init(&journal_lock, NULL);
+}
+
+const struct config *shim_config(void)
+{
+    return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == SHIM_ACTIVE ? &config : NULL;
+}
+
+const char *shim_exe_name(void)
+{
+    return exe_name;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void open_journal(void)
+{
+    char location[4096], err[512] = "no location for it (HOME unset?)";
+    if (location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND)
+        journal = journal_open(location, 1, err, sizeof(err));
+    if (journal) {
+        journal_failed_ms = 0;
+        return;
+    }
+    journal_failed_ms = now_ms();
+    shim_journal_trouble(err);
+}
+
+struct journal *shim_journal(void)
+{
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != SHIM_ACTIVE || journal_off)
+        return NULL;
+    pid_t pid = getpid();
+    pthread_mutex_lock(&journal_lock);
+    if (journal_pid != pid) {
+        /* A forked child must not use its parent's SQLite connection (or
+         * close it: that would drop the parent's locks). It opens its own. */
+        journal = NULL;
+        journal_pid = pid;
+        journal_failed_ms = 0;
+    }
+    if (!journal && (!journal_failed_ms || now_ms() - journal_failed_ms > SHIM_JOURNAL_RETRY_MS))
+        open_journal();
+    struct journal *j = journal;
+    pthread_mutex_unlock(&journal_lock);
+    return j;
+}
+
+struct journal *shim_journal_if_open(void)
+{
+    pthread_mutex_lock(&journal_lock);
+    struct journal *j = journal_pid == getpid() ? journal : NULL;
+    pthread_mutex_unlock(&journal_lock);
+    return j;
+}
+
+void shim_journal_trouble(const char *why)
+{
+    if (__atomic_exchange_n(&journal_warned, 1, __ATOMIC_ACQ_REL))
+        return;
+    log_msg(CONFIG_LOG_WARN, "journal unusable: %s; requests still go out tagged, "
+            "unrecorded", why ? why : "unknown error");
+}
+
+/* Whatever this process still waits on will never get its answer now. */
+__attribute__((destructor)) static void shim_unload(void)
+{
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == SHIM_ACTIVE)
+        flight_process_exit();
 }

@@ -12,6 +12,21 @@ enum shim_state { SHIM_NOT_STARTED, SHIM_ACTIVE, SHIM_DISABLED };
  * enabled) or could not start. */
 const struct outbound_env *shim_start(void);
 
+/* The process's configuration, once started (NULL before). */
+const struct config *shim_config(void);
+
+/* The journal for this process (a forked child opens its own), or NULL
+ * when it is off or unusable right now: requests then go out tagged and
+ * unrecorded. */
+struct journal *shim_journal(void);
+/* The journal if this process has it open already; never opens one. */
+struct journal *shim_journal_if_open(void);
+/* A journal call failed: warn once; the request goes on regardless. */
+void shim_journal_trouble(const char *why);
+
+/* The program's name, for the journal. */
+const char *shim_exe_name(void);
+
 /* True once the shim has decided it will never track anything. */
 int shim_disabled(void);
 

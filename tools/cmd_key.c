@@ -1,14 +1,21 @@
-/* cmd_key.c - `retrysafe key`: the key the shim would send for a request. */
+/* cmd_key.c - `retrysafe key`: the key the shim would send for a request
+ * now, with the same secret, scope and journal (the window). */
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "buf.h"
 #include "config.h"
 #include "http.h"
+#include "journal.h"
 #include "key.h"
 #include "keysource.h"
+#include "location.h"
 #include "tool.h"
+#include "tool_journal.h"
 
 static const char *lookup_env(void *ctx, const char *name)
 {
@@ -42,21 +49,59 @@ static int read_body(const char *path, struct buf *body)
     return rc;
 }
 
+struct window {
+    struct journal *journal;
+    int64_t window_ms;
+};
+
+/* The shim's rule: the journal decides which operation this is now. No
+ * journal yet (or off) means nothing was sent: the first operation. */
+static int generation_now(void *arg, const char *fingerprint, int *generation)
+{
+    struct window *w = arg;
+    *generation = 0;
+    if (!w->journal)
+        return 0;
+    return journal_generation(w->journal, fingerprint, tool_now_ms(), w->window_ms, generation);
+}
+
+static struct journal *open_if_present(const char *option, const char *configured)
+{
+    char path[PATH_MAX], err[512];
+    struct stat st;
+    if (location_journal(option ? option : configured, path, sizeof(path)) != LOCATION_FOUND ||
+        stat(path, &st) != 0)
+        return NULL;
+    struct journal *j = journal_open(path, 0, err, sizeof(err));
+    if (!j)
+        fprintf(stderr, "retrysafe: warning: journal %s unreadable (%s); "
+                "assuming a first attempt\n", path, err);
+    return j;
+}
+
 int cmd_key(int argc, char **argv)
 {
-    const char *scope = NULL;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
-        if (strcmp(argv[i], "--scope") == 0 && i + 1 < argc)
-            scope = argv[++i];
-        else if (strncmp(argv[i], "--scope=", 8) == 0)
-            scope = argv[i] + 8;
+    static const struct option options[] = {
+        { "scope", required_argument, NULL, 's' }, { "journal", required_argument, NULL, 'J' },
+        { NULL, 0, NULL, 0 },
+    };
+    static const char usage[] =
+        "key: usage: retrysafe key [--journal P] [--scope S] METHOD URL [BODY-FILE|-]";
+    const char *scope = NULL, *journal_path = NULL;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
+        if (opt == 's')
+            scope = optarg;
+        else if (opt == 'J')
+            journal_path = optarg;
         else
-            return tool_error("key: unknown option '%s'", argv[i]);
+            return tool_error(usage);
     }
-    if (argc - i < 2 || argc - i > 3)
-        return tool_error("key: usage: retrysafe key [--scope S] METHOD URL [BODY-FILE|-]");
-    const char *method = argv[i], *url = argv[i + 1];
+    if (argc - optind < 2 || argc - optind > 3)
+        return tool_error(usage);
+    const char *method = argv[optind], *url = argv[optind + 1];
+    const char *body_path = argc - optind == 3 ? argv[optind + 2] : NULL;
 
     const char *authority, *path;
     size_t authority_len, path_len;
@@ -66,18 +111,18 @@ int cmd_key(int argc, char **argv)
         return tool_error("key: '%s' is not an http:// or https:// URL", url);
 
     struct buf body = { 0 };
-    if (i + 2 < argc && read_body(argv[i + 2], &body) != 0) {
+    if (body_path && read_body(body_path, &body) != 0) {
         buf_free(&body);
-        return tool_error("key: cannot read body from '%s'", argv[i + 2]);
+        return tool_error("key: cannot read body from '%s'", body_path);
     }
-
     struct config cfg;
-    int status = 2;
     if (config_load(&cfg, lookup_env, NULL, print_warning, NULL) != 0) {
         buf_free(&body);
         return tool_error("key: out of memory");
     }
+    int status = 2;
     char err[512];
+    struct window w = { open_if_present(journal_path, cfg.journal), (int64_t)cfg.window_ms };
     struct key_ctx *keys = keysource_open(&cfg, err, sizeof(err));
     if (!keys) {
         tool_error("key: %s", err);
@@ -92,14 +137,16 @@ int cmd_key(int argc, char **argv)
         .scope = scope, .scope_len = strlen(scope),
         .body = body.data, .body_len = body.len,
     };
-    char key[KEY_CHARS + 1];
-    if (key_derive(keys, &req, key) != 0) {
+    char key[KEY_CHARS + 1], fingerprint[KEY_FINGERPRINT_CHARS + 1];
+    if (key_for_request(keys, &req, generation_now, &w, key, fingerprint, NULL) != 0) {
         tool_error("key: '%.*s' is not a valid authority", (int)authority_len, authority);
         goto out;
     }
     printf("%s\n", key);
     status = 0;
 out:
+    if (w.journal)
+        journal_close(w.journal);
     key_ctx_free(keys);
     config_free(&cfg);
     buf_free(&body);

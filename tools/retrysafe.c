@@ -15,8 +15,14 @@ static const char usage[] =
     "  run [--hosts H] [--mode M] [--journal P] [--scope S] -- CMD [ARGS...]\n"
     "        run CMD with the shim preloaded; H is a comma-separated list of\n"
     "        host, host:port, *.suffix or *, each optionally =Header-Name\n"
-    "  key [--scope S] METHOD URL [BODY-FILE|-]\n"
-    "        print the key the shim would send for that request\n"
+    "  key [--journal P] [--scope S] METHOD URL [BODY-FILE|-]\n"
+    "        print the key the shim would send for that request now\n"
+    "  dump [--json] [--journal P] [--host H] [--since DUR] [--limit N]\n"
+    "        every journaled attempt, newest last\n"
+    "  stats [--json] [--journal P]\n"
+    "        per host: requests, retried keys, outcomes, status classes\n"
+    "  prune [--journal P] --older-than DUR\n"
+    "        delete attempts older than DUR (30s, 15m, 24h, 7d)\n"
     "  --help     this text\n"
     "  --version  the version\n"
     "\n"
@@ -52,6 +58,12 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "key") == 0)
         return cmd_key(argc - 1, argv + 1);
+    if (strcmp(cmd, "dump") == 0)
+        return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(cmd, "stats") == 0)
+        return cmd_stats(argc - 1, argv + 1);
+    if (strcmp(cmd, "prune") == 0)
+        return cmd_prune(argc - 1, argv + 1);
     tool_error("unknown command '%s'", cmd);
     fputs(usage, stderr);
     return 2;

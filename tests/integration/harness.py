@@ -10,6 +10,7 @@ runner (run.py) gives it a fresh Context in a process of its own.
 import base64
 import hashlib
 import hmac
+import json
 import os
 import shutil
 import signal
@@ -272,6 +273,79 @@ class Context:
         """Runs curl quietly (no ~/.curlrc), failing on connection errors."""
         return self.run([need("curl"), "-q", "-sS"] + list(args), env=env,
                         **kw)
+
+    # the tool and the journal
+    def tool(self, *args, env=None, **kw):
+        """Runs build/retrysafe ARGS (without the shim, by default in
+        ctx.env: the journal at its default location in the temp dir)."""
+        return self.run([require_tool()] + list(args), env=env, **kw)
+
+    def dump(self, *args, env=None):
+        """`retrysafe dump --json ARGS`: the rows as dicts, oldest first."""
+        p = self.tool("dump", "--json", *args, env=env)
+        return parse_json_lines(p.stdout, "retrysafe dump --json")
+
+    def stats(self, *args, env=None):
+        """`retrysafe stats --json ARGS`: {host: that host's object}."""
+        p = self.tool("stats", "--json", *args, env=env)
+        out = {}
+        for obj in parse_json_lines(p.stdout, "retrysafe stats --json"):
+            if "host" not in obj:
+                raise AssertionError("stats --json line without host: %r"
+                                     % obj)
+            out[obj["host"]] = obj
+        return out
+
+    @property
+    def journal_path(self):
+        """Where the shim keeps its journal in ctx.env (no RETRYSAFE_JOURNAL):
+        $XDG_STATE_HOME/retrysafe/journal.db."""
+        return default_journal(self.env)
+
+
+def default_journal(env):
+    """The journal's default location for env: $XDG_STATE_HOME/retrysafe/
+    journal.db, else ~/.local/state/retrysafe/journal.db."""
+    state = env.get("XDG_STATE_HOME") or os.path.join(env["HOME"], ".local",
+                                                      "state")
+    return os.path.join(state, "retrysafe", "journal.db")
+
+
+def parse_json_lines(data, what="output"):
+    """One JSON object per non-empty line of data (bytes)."""
+    out = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise AssertionError("%s: not a JSON line (%s): %r"
+                                 % (what, e, line[:300]))
+        if not isinstance(obj, dict):
+            raise AssertionError("%s: not a JSON object: %r"
+                                 % (what, line[:300]))
+        out.append(obj)
+    return out
+
+
+# The fields of a `retrysafe dump --json` line and their JSON types (status
+# and duration_ms may also be null).
+ROW_FIELDS = {"time": str, "pid": int, "exe": str, "method": str, "host": str,
+              "path": str, "key": str, "fingerprint": str, "attempt": int,
+              "generation": int, "tls": bool, "body_len": int, "status": int,
+              "outcome": str, "duration_ms": int}
+OUTCOMES = ("pending", "completed", "unknown", "failed", "skipped")
+
+
+def assert_row(row, what="row", **want):
+    """Each keyword names a field of a dump row and the value it must have
+    (compared with ==, so status=None means null)."""
+    wrong = ["%s=%r (expected %r)" % (k, row.get(k, "<absent>"), v)
+             for k, v in want.items() if k not in row or row[k] != v]
+    if wrong:
+        raise AssertionError("%s: %s; whole row: %r"
+                             % (what, ", ".join(wrong), row))
 
 
 def need(program):

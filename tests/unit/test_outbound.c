@@ -126,7 +126,8 @@ static int fake_wait(void *ctx)
 static void client_write(struct fixture *f, struct fake_socket *s,
                          const char *data, size_t len, int max_write)
 {
-    struct outbound_io io = { fake_send, fake_answer, fake_wait, s };
+    struct outbound_io io = { .send = fake_send, .answer = fake_answer,
+                             .wait_writable = fake_wait, .ctx = s };
     size_t done = 0;
     int stalls = 0;
     while (done < len) {
@@ -151,10 +152,11 @@ static void client_write(struct fixture *f, struct fake_socket *s,
             continue;
         }
         ck_assert_uint_le((size_t)r, piece);
-        /* Anything queued must keep one caller byte unacknowledged. */
-        if (f->ob.queue.len)
-            ck_assert_uint_eq(f->ob.held, 1);
         done += (size_t)r;
+        /* Anything queued must keep a caller byte unacknowledged: the held
+         * byte, or bytes the caller has not been told were written. */
+        if (f->ob.queue.len)
+            ck_assert(f->ob.held == 1 || done < len);
     }
     ck_assert_uint_eq(f->ob.queue.len, 0);
     ck_assert_uint_eq(f->ob.held, 0);
@@ -392,7 +394,8 @@ START_TEST(queued_bytes_keep_one_byte_back)
     struct fixture f;
     fixture_init(&f, "127.0.0.1:8080", NULL);
     struct fake_socket s = { .seed = 1, .capacity = 1 };
-    struct outbound_io io = { fake_send, fake_answer, fake_wait, &s };
+    struct outbound_io io = { .send = fake_send, .answer = fake_answer,
+                             .wait_writable = fake_wait, .ctx = &s };
     struct iovec iov = { (void *)post, strlen(post) };
     ssize_t r = outbound_write(&f.ob, &iov, 1, &io);
     /* The socket took one byte of many: the rest is queued, and the last

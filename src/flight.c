@@ -1,0 +1,233 @@
+/* flight.c - requests in flight, matched to their answers, journaled. */
+#include "flight.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "journal.h"
+#include "log.h"
+#include "shim.h"
+
+int flight_awaiting_count;
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Under in_lock. Only connections awaiting answers cost the read hooks. */
+static void note_awaiting(struct conn *c)
+{
+    int now = c->n_flights > 0;
+    if (now == c->awaiting)
+        return;
+    __atomic_store_n(&c->awaiting, now, __ATOMIC_RELEASE);
+    if (now)
+        __atomic_add_fetch(&flight_awaiting_count, 1, __ATOMIC_ACQ_REL);
+    else
+        __atomic_sub_fetch(&flight_awaiting_count, 1, __ATOMIC_ACQ_REL);
+}
+
+static void finish(const struct conn_flight *f, enum journal_outcome outcome, int status)
+{
+    struct journal *j = f->id ? shim_journal() : NULL;
+    if (!j)
+        return;
+    int64_t duration = clock_ms(CLOCK_MONOTONIC) - f->start_ms;
+    if (journal_finish(j, f->id, outcome, status, duration) != 0)
+        shim_journal_trouble(journal_error(j));
+}
+
+/* The parser must know whether the answer it reads next is to a HEAD. */
+static void expect_answer_to_oldest(struct conn *c)
+{
+    if (c->n_flights)
+        http_res_set_request(&c->res, c->flights[0].head, 0);
+}
+
+static void pop_oldest(struct conn *c)
+{
+    memmove(c->flights, c->flights + 1, (c->n_flights - 1) * sizeof(*c->flights));
+    c->n_flights--;
+    expect_answer_to_oldest(c);
+    note_awaiting(c);
+}
+
+static void flight_abandon_locked(struct conn *c);
+
+static int on_answer(void *ctx, int status, int interim)
+{
+    struct conn *c = ctx;
+    if (interim || c->n_flights == 0)
+        return HTTP_CONTINUE;
+    finish(&c->flights[0], JOURNAL_COMPLETED, status);
+    pop_oldest(c);
+    return HTTP_CONTINUE;
+}
+
+static const struct http_res_callbacks answer_callbacks = {
+    .on_message_complete = on_answer,
+};
+
+/* Under in_lock. Returns 0, or -1 when out of memory. */
+static int push(struct conn *c, int64_t id, int head)
+{
+    if (c->n_flights == c->cap_flights) {
+        size_t cap = c->cap_flights ? 2 * c->cap_flights : 4;
+        struct conn_flight *grown = realloc(c->flights, cap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        c->flights = grown;
+        c->cap_flights = cap;
+    }
+    if (!c->res.cb)
+        http_res_init(&c->res, &answer_callbacks, c);
+    c->flights[c->n_flights++] = (struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head };
+    if (c->n_flights == 1)
+        expect_answer_to_oldest(c);
+    note_awaiting(c);
+    return 0;
+}
+
+/* NUL-terminated copy of s[0..len), cut at '?' when strip_query is set. */
+static void copy_field(char *out, size_t size, const char *s, size_t len, int strip_query)
+{
+    const char *q = strip_query ? memchr(s, '?', len) : NULL;
+    if (q)
+        len = (size_t)(q - s);
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, s, len);
+    out[len] = '\0';
+}
+
+void flight_record(struct conn *c, const struct outbound_record *rec)
+{
+    struct journal *j = shim_journal();
+    int head = rec->method_len == 4 && memcmp(rec->method, "HEAD", 4) == 0;
+    char method[32], host[KEY_AUTHORITY_MAX + 1], path[2048];
+    copy_field(method, sizeof(method), rec->method, rec->method_len, 0);
+    copy_field(host, sizeof(host), rec->authority, rec->authority_len, 0);
+    /* The query string can hold credentials: it is never stored. */
+    copy_field(path, sizeof(path), rec->path, rec->path_len, 1);
+    struct journal_attempt a = {
+        .time_ms = clock_ms(CLOCK_REALTIME), .pid = (int)getpid(), .exe = shim_exe_name(),
+        .method = method, .host = host, .path = path,
+        .key = rec->key, .fingerprint = rec->fingerprint, .generation = rec->generation,
+        .tls = rec->tls, .body_len = (int64_t)rec->body_len,
+        .outcome = rec->skipped ? JOURNAL_SKIPPED : JOURNAL_PENDING,
+    };
+    int64_t id = 0;
+    int attempt = 0;
+    if (j && journal_begin(j, &a, &id, &attempt) != 0) {
+        shim_journal_trouble(journal_error(j));
+        id = 0;
+    }
+    if (rec->skipped)
+        return;
+    pthread_mutex_lock(&c->in_lock);
+    push(c, id, head);
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+void flight_passed(struct conn *c, int head)
+{
+    if (!__atomic_load_n(&c->awaiting, __ATOMIC_ACQUIRE))
+        return;
+    /* Its answer comes between those of journaled requests: keep its place. */
+    pthread_mutex_lock(&c->in_lock);
+    if (c->n_flights)
+        push(c, 0, head);
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+void flight_failed(struct conn *c, int err)
+{
+    (void)err;
+    pthread_mutex_lock(&c->in_lock);
+    if (c->n_flights) {
+        c->n_flights--;
+        finish(&c->flights[c->n_flights], JOURNAL_FAILED, 0);
+        note_awaiting(c);
+    }
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+int flight_generation(void *arg, const char *fingerprint, int *generation)
+{
+    (void)arg;
+    struct journal *j = shim_journal();
+    if (!j)
+        return -1;
+    const struct config *cfg = shim_config();
+    if (journal_generation(j, fingerprint, clock_ms(CLOCK_REALTIME),
+                           (int64_t)cfg->window_ms, generation) != 0) {
+        shim_journal_trouble(journal_error(j));
+        return -1;
+    }
+    return 0;
+}
+
+void flight_read(struct conn *c, const struct iovec *iov, int iovcnt, size_t n)
+{
+    pthread_mutex_lock(&c->in_lock);
+    for (int i = 0; i < iovcnt && n > 0 && c->n_flights; i++) {
+        size_t len = iov[i].iov_len < n ? iov[i].iov_len : n;
+        const char *p = iov[i].iov_base;
+        n -= len;
+        while (len > 0 && c->n_flights) {
+            size_t used = http_res_feed(&c->res, p, len);
+            if (c->res.state == HTTP_RES_ERROR || c->res.state == HTTP_RES_TUNNEL) {
+                /* Answers we cannot follow: what waits stays unknown. */
+                flight_abandon_locked(c);
+                break;
+            }
+            p += used;
+            len -= used;
+            if (used == 0)
+                break;
+        }
+    }
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+static void flight_abandon_locked(struct conn *c)
+{
+    for (size_t i = 0; i < c->n_flights; i++)
+        finish(&c->flights[i], JOURNAL_UNKNOWN, 0);
+    c->n_flights = 0;
+    http_res_free(&c->res);
+    memset(&c->res, 0, sizeof(c->res));
+    note_awaiting(c);
+}
+
+void flight_eof(struct conn *c)
+{
+    pthread_mutex_lock(&c->in_lock);
+    if (c->n_flights) {
+        http_res_eof(&c->res);
+        flight_abandon_locked(c);
+    }
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+void flight_abandon(struct conn *c)
+{
+    pthread_mutex_lock(&c->in_lock);
+    if (c->n_flights)
+        flight_abandon_locked(c);
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+void flight_process_exit(void)
+{
+    struct journal *j = shim_journal_if_open();
+    if (j)
+        journal_finish_process(j, (int)getpid(), JOURNAL_UNKNOWN);
+}

@@ -1,0 +1,26 @@
+/* location.c - where the journal is. */
+#include "location.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "secret.h"
+
+static int fits(int n, size_t size)
+{
+    return n > 0 && (size_t)n < size;
+}
+
+enum location_kind location_journal(const char *configured, char *out, size_t size)
+{
+    if (configured && strcmp(configured, "off") == 0)
+        return LOCATION_OFF;
+    if (configured)
+        return fits(snprintf(out, size, "%s", configured), size) ? LOCATION_FOUND
+                                                                 : LOCATION_NONE;
+    char dir[4096];
+    if (secret_state_dir(dir, sizeof(dir)) != 0)
+        return LOCATION_NONE;
+    return fits(snprintf(out, size, "%s/journal.db", dir), size) ? LOCATION_FOUND
+                                                                 : LOCATION_NONE;
+}
