@@ -35,6 +35,7 @@ static pid_t journal_pid;
 static int64_t journal_failed_ms;   /* last failure to open; 0: none */
 static int journal_warned;
 static int journal_off;     /* RETRYSAFE_JOURNAL=off */
+static pid_t forking_pid;   /* the parent, during our fork hook */
 
 static const char *lookup_env(void *ctx, const char *name)
 {
@@ -120,20 +121,32 @@ int shim_disabled(void)
     return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == SHIM_DISABLED;
 }
 
+/* The journal's SQLite connection is closed across fork (see
+ * journal_fork_prepare) and reopened at its next use in each process, so
+ * the child keeps the journal and gets real file locks of its own. */
 void shim_fork_prepare(void)
 {
     pthread_mutex_lock(&start_lock);
     pthread_mutex_lock(&journal_lock);
+    forking_pid = getpid();
+    if (journal && journal_pid == forking_pid)
+        journal_fork_prepare(journal);
 }
 
 void shim_fork_parent(void)
 {
+    if (journal && journal_pid == forking_pid)
+        journal_fork_parent(journal);
     pthread_mutex_unlock(&journal_lock);
     pthread_mutex_unlock(&start_lock);
 }
 
 void shim_fork_child(void)
 {
+    if (journal && journal_pid == forking_pid) {
+        journal_fork_child(journal);
+        journal_pid = getpid();
+    }
     pthread_mutex_init(&start_lock, NULL);
     pthread_mutex_init(&journal_lock, NULL);
 }
