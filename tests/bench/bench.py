@@ -39,6 +39,25 @@ def side_by_side(cmd, env_off, env_on, metric):
     return statistics.median(off), statistics.median(on)
 
 
+def run_parallel(cmd, env, procs):
+    """Total requests/s of procs copies of cmd started together."""
+    started = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+               for _ in range(procs)]
+    total = 0.0
+    for p in started:
+        out, _ = p.communicate()
+        total += float(out.split()[1])
+    return total
+
+
+def side_by_side_parallel(cmd, env_off, env_on, procs):
+    off, on = [], []
+    for _ in range(ROUNDS):
+        off.append(run_parallel(cmd, env_off, procs))
+        on.append(run_parallel(cmd, env_on, procs))
+    return statistics.median(off), statistics.median(on)
+
+
 def row(name, unit, off, on, ratio):
     print(f"{name:<44} {off:>12.2f} {on:>12.2f} {unit:<8} {ratio:>7.3f}x")
 
@@ -62,12 +81,19 @@ def main():
         s_off, s_on = side_by_side(loop, off, on, "send_recv_ns")
         row("send()+recv() on an untracked socket", "ns/pair", s_off, s_on, s_on / s_off)
 
-        post = [os.path.join(BUILD, "bench", "post_loop"), "20000", "64"]
+        post = [os.path.join(BUILD, "bench", "post_loop"), "5000", "64"]
+        journal_off = dict(on, RETRYSAFE_JOURNAL="off")
+        p_off, p_on = side_by_side(post, off, journal_off, "requests_per_s")
+        row("tagged POST, 64 B body, journal off", "req/s", p_off, p_on, p_on / p_off)
         p_off, p_on = side_by_side(post, off, on, "requests_per_s")
-        row("tagged POST, 64-byte body, keep-alive", "req/s", p_off, p_on, p_on / p_off)
-        post_big = [os.path.join(BUILD, "bench", "post_loop"), "2000", "65536"]
+        row("tagged POST, 64 B body, SQLite journal", "req/s", p_off, p_on, p_on / p_off)
+        post_big = [os.path.join(BUILD, "bench", "post_loop"), "1000", "65536"]
         b_off, b_on = side_by_side(post_big, off, on, "requests_per_s")
-        row("tagged POST, 64 KiB body, keep-alive", "req/s", b_off, b_on, b_on / b_off)
+        row("tagged POST, 64 KiB body, SQLite journal", "req/s", b_off, b_on, b_on / b_off)
+        for procs in (1, 4, 8):
+            c_off, c_on = side_by_side_parallel(post, off, on, procs)
+            row(f"{procs} process(es) tagging at once, journal", "req/s", c_off, c_on,
+                c_on / c_off)
         listener.close()
 
 
