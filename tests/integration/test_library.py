@@ -1,0 +1,51 @@
+"""The library itself: it exports the hooks and nothing else, so the host's
+own symbols (its libcrypto, its SQLite, its functions) are never replaced
+by ours; and it loads without doing anything in a process that never
+connects."""
+
+import re
+import subprocess
+
+from harness import LIB, require_lib
+
+HOOKS = {
+    "connect", "close", "shutdown", "close_range", "dup", "dup2", "dup3",
+    "fcntl", "fcntl64", "fork", "write", "writev", "send", "sendto",
+    "sendmsg", "sendmmsg", "sendfile", "sendfile64", "read", "readv",
+    "recv", "recvfrom", "recvmsg", "__read_chk", "__recv_chk",
+    "__recvfrom_chk", "poll", "ppoll", "__poll_chk", "__ppoll_chk",
+    "select", "pselect", "epoll_ctl", "epoll_wait", "epoll_pwait",
+}
+
+
+def test_library_exports_only_hooks(ctx):
+    require_lib()
+    out = subprocess.run(["nm", "-D", "--defined-only", LIB], capture_output=True,
+                         text=True, check=True).stdout
+    exported = {line.split()[-1].split("@")[0] for line in out.splitlines()
+                if re.match(r"^[0-9a-f]+ [TWiV] ", line)}
+    assert exported == HOOKS, "unexpected exports: %s; missing: %s" % (
+        sorted(exported - HOOKS), sorted(HOOKS - exported))
+
+
+def test_library_has_no_undefined_own_symbols(ctx):
+    require_lib()
+    # Every undefined symbol must come from a system library (versioned
+    # glibc, libcrypto, SQLite): none of ours may be left to chance.
+    out = subprocess.run(["nm", "-D", "--undefined-only", LIB], capture_output=True,
+                         text=True, check=True).stdout
+    ours = [l for l in out.splitlines()
+            if re.search(r"\b(http|outbound|conn|journal|key|config|flight|shim|"
+                         r"hooks|secret|log|buf|location|keysource)_", l)]
+    assert not ours, "undefined symbols of ours: %s" % ours
+
+
+def test_process_that_never_connects_is_untouched(ctx):
+    require_lib()
+    env = ctx.shim_env("127.0.0.1:9")
+    p = ctx.run(["sh", "-c", "echo hello; ls / >/dev/null"], env=env)
+    assert p.stdout == b"hello\n" and p.stderr == b"", (p.stdout, p.stderr)
+    # Lazy start: no state directory, no journal, no secret without a connection.
+    import os
+    state = env.get("XDG_STATE_HOME")
+    assert not state or not os.path.exists(os.path.join(state, "retrysafe", "journal.db"))
