@@ -731,7 +731,7 @@ const struct config_host *config_match_host(const struct config *cfg,
         return NULL;
     for (size_t i = 0; i < cfg->n_hosts; i++) {
         const struct config_host *h = &cfg->hosts[i];
-        if (h->port != 0 && h->port != port)
+        if (h->port != 0 && port != 0 && h->port != port)
             continue;
         if (host_matches(h, host, host_len))
             return h;

@@ -71,7 +71,8 @@ int config_load(struct config *cfg, config_lookup_fn lookup, void *lookup_ctx,
 void config_free(struct config *cfg);
 
 /* The entry that enables host (any case, no brackets around IPv6) on port,
- * or NULL. The first matching entry wins. */
+ * or NULL. The first matching entry wins. Port 0: not known (a TLS
+ * session's server name without its socket), any entry for the name. */
 const struct config_host *config_match_host(const struct config *cfg,
                                             const char *host, size_t host_len,
                                             int port);

@@ -133,6 +133,23 @@ static struct conn *slot_swap(int fd, struct conn *c)
     return old;
 }
 
+struct conn *conn_new(const char *peer, const struct outbound_env *env, int tls)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->refs = 1;
+    pthread_mutex_init(&c->out_lock, NULL);
+    pthread_mutex_init(&c->in_lock, NULL);
+    for (int i = 0; i < CONN_EPOLL_SLOTS; i++)
+        c->epoll[i].epfd = -1;
+    for (int i = 0; i < 4; i++)
+        c->fd_list[i] = -1;
+    outbound_init(&c->out, env, tls, peer);
+    live_add(c);
+    return c;
+}
+
 struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
                         const struct outbound_env *env)
 {
@@ -142,22 +159,14 @@ struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
     struct stat st;
     if (fstat(fd, &st) != 0)
         return NULL;
-    struct conn *c = calloc(1, sizeof(*c));
+    char peer_text[64];
+    peer_string(peer, peer_text, sizeof(peer_text));
+    struct conn *c = conn_new(peer_text, env, 0);
     if (!c)
         return NULL;
     c->refs = 2; /* the table's and the caller's */
     c->dev = st.st_dev;
     c->ino = st.st_ino;
-    pthread_mutex_init(&c->out_lock, NULL);
-    pthread_mutex_init(&c->in_lock, NULL);
-    for (int i = 0; i < CONN_EPOLL_SLOTS; i++)
-        c->epoll[i].epfd = -1;
-    for (int i = 0; i < 4; i++)
-        c->fd_list[i] = -1;
-    char peer_text[64];
-    peer_string(peer, peer_text, sizeof(peer_text));
-    outbound_init(&c->out, env, 0, peer_text);
-    live_add(c);
     struct conn *old = slot_swap(fd, c);
     if (old)
         conn_release(old);

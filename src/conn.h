@@ -84,6 +84,10 @@ static inline int conn_maybe_tracked(int fd)
 /* Creates the table. Returns 0 or -1. */
 int conn_table_init(void);
 
+/* A connection not named by any fd (a TLS session is named by its SSL
+ * object): one reference, the caller's. NULL when out of memory. */
+struct conn *conn_new(const char *peer, const struct outbound_env *env, int tls);
+
 /* Starts tracking fd (replacing whatever stale entry had its number) and
  * returns it acquired, or NULL. */
 struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,

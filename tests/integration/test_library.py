@@ -15,6 +15,10 @@ HOOKS = {
     "recv", "recvfrom", "recvmsg", "__read_chk", "__recv_chk",
     "__recvfrom_chk", "poll", "ppoll", "__poll_chk", "__ppoll_chk",
     "select", "pselect", "epoll_ctl", "epoll_wait", "epoll_pwait",
+    # OpenSSL, interposed (never linked): see src/tls_openssl.c
+    "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex", "SSL_pending",
+    "SSL_free", "SSL_clear", "SSL_set_alpn_protos", "SSL_CTX_set_alpn_protos",
+    "SSL_CTX_free", "SSL_connect", "SSL_do_handshake",
 }
 
 
@@ -26,6 +30,14 @@ def test_library_exports_only_hooks(ctx):
                 if re.match(r"^[0-9a-f]+ [TWiV] ", line)}
     assert exported == HOOKS, "unexpected exports: %s; missing: %s" % (
         sorted(exported - HOOKS), sorted(HOOKS - exported))
+
+
+def test_library_does_not_link_libssl(ctx):
+    require_lib()
+    out = subprocess.run(["readelf", "-d", LIB], capture_output=True, text=True,
+                         check=True).stdout
+    needed = re.findall(r"\(NEEDED\).*\[(.*)\]", out)
+    assert not [n for n in needed if "libssl" in n or "gnutls" in n], needed
 
 
 def test_library_has_no_undefined_own_symbols(ctx):

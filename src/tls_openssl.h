@@ -1,0 +1,57 @@
+/* tls_openssl.h - the OpenSSL functions the TLS hooks call, found without
+ * linking libssl and without loading it into a process that has not.
+ *
+ * dlsym(RTLD_NEXT) finds them when libssl is in the global scope (curl).
+ * Python's _ssl module loads libssl with RTLD_LOCAL, where RTLD_NEXT finds
+ * nothing: then the loaded libssl is found by walking the loaded objects
+ * (dl_iterate_phdr) and asked with dlopen(RTLD_NOLOAD), which never loads
+ * a new copy. Types stay opaque and the few constants are OpenSSL's stable
+ * ABI values, so no OpenSSL header is needed to build the shim.
+ */
+#ifndef RETRYSAFE_TLS_OPENSSL_H
+#define RETRYSAFE_TLS_OPENSSL_H
+
+#include <stddef.h>
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+enum {
+    OSSL_ERROR_WANT_READ = 2,
+    OSSL_ERROR_WANT_WRITE = 3,
+    OSSL_ERROR_ZERO_RETURN = 6,
+    OSSL_CTRL_MODE = 33,
+    OSSL_MODE_ENABLE_PARTIAL_WRITE = 0x1,
+    OSSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = 0x2,
+    OSSL_NAMETYPE_HOST_NAME = 0,
+};
+
+struct openssl_calls {
+    int ready;
+    int (*write)(SSL *, const void *, int);
+    int (*write_ex)(SSL *, const void *, size_t, size_t *);
+    int (*read)(SSL *, void *, int);
+    int (*read_ex)(SSL *, void *, size_t, size_t *);
+    int (*pending)(const SSL *);
+    void (*free)(SSL *);
+    int (*clear)(SSL *);
+    int (*get_error)(const SSL *, int);
+    int (*get_fd)(const SSL *);
+    long (*ctrl)(SSL *, int, long, void *);
+    int (*is_server)(const SSL *);
+    const char *(*get_servername)(const SSL *, int);
+    SSL_CTX *(*get_ssl_ctx)(const SSL *);
+    int (*set_alpn_protos)(SSL *, const unsigned char *, unsigned int);
+    int (*ctx_set_alpn_protos)(SSL_CTX *, const unsigned char *, unsigned int);
+    int (*connect)(SSL *);
+    int (*do_handshake)(SSL *);
+    void (*ctx_free)(SSL_CTX *);
+};
+
+extern struct openssl_calls ossl;
+
+/* Finds the functions (once found, always). Returns 0 when the essential
+ * ones (write, read, free, get_error) are known. */
+int openssl_ensure(void);
+
+#endif
