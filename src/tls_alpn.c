@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "hooks.h"
 #include "shim.h"
 
 #define ALPN_SLOTS 128
@@ -83,9 +84,10 @@ static int peer_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    /* curl gives OpenSSL its own BIO: the session has no fd to ask. */
+    /* curl gives OpenSSL its own BIO: the session has no fd to ask, but
+     * its handshake follows its connect on the same thread. */
     if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-        return 0;
+        return hooks_last_connect_port;
     if (ss.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     if (ss.ss_family == AF_INET6)

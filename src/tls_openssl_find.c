@@ -1,47 +1,15 @@
 /* tls_openssl_find.c - finding libssl's functions (see tls_openssl.h). */
 #include "tls_openssl.h"
 
+#include "tls_find.h"
+
 #include <dlfcn.h>
-#include <link.h>
 #include <pthread.h>
 #include <string.h>
 
 struct openssl_calls ossl;
 
 static pthread_mutex_t find_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* The first loaded object, other than this library, that defines
- * SSL_write: libssl itself, or a library with OpenSSL built in. */
-static int find_libssl(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    void **found = arg;
-    if (!info->dlpi_name || !info->dlpi_name[0])
-        return 0;
-    /* RTLD_NOLOAD: a handle to the copy already there, never a new one.
-     * The handle is kept, so that copy can never be unloaded under us. */
-    void *handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
-    if (!handle)
-        return 0;
-    void *fn = dlsym(handle, "SSL_write");
-    Dl_info where;
-    if (fn && dladdr(fn, &where) && where.dli_fbase != found[1]) {
-        found[0] = handle;
-        return 1;
-    }
-    dlclose(handle);
-    return 0;
-}
-
-static void *loaded_libssl(void)
-{
-    Dl_info self;
-    void *found[2] = { NULL, NULL };
-    if (dladdr((void *)openssl_ensure, &self))
-        found[1] = self.dli_fbase;
-    dl_iterate_phdr(find_libssl, found);
-    return found[0];
-}
 
 static void *symbol(void *handle, const char *name)
 {
@@ -84,7 +52,7 @@ int openssl_ensure(void)
     if (!ossl.ready) {
         find_all(NULL);
         if (!ossl.write)
-            find_all(loaded_libssl());
+            find_all(tls_find_library("SSL_write"));
         if (ossl.write && ossl.read && ossl.free && ossl.get_error)
             __atomic_store_n(&ossl.ready, 1, __ATOMIC_RELEASE);
     }
