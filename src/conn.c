@@ -197,6 +197,7 @@ void conn_release(struct conn *c)
         __atomic_sub_fetch(&conn_holding_count, 1, __ATOMIC_ACQ_REL);
     outbound_free(&c->out);
     buf_free(&c->answer);
+    buf_free(&c->retry_copy);
     http_res_free(&c->res);
     free(c->flights);
     pthread_mutex_destroy(&c->out_lock);

@@ -46,6 +46,8 @@ struct conn {
 
     pthread_mutex_t out_lock;  /* guards out, fastopen_* */
     struct outbound out;
+    struct buf retry_copy;     /* GnuTLS: the data of a send that failed with
+                                  E_AGAIN, for a retry made with NULL, 0 */
     int fastopen;              /* first send carries MSG_FASTOPEN and this address */
     struct sockaddr_storage fastopen_addr;
     socklen_t fastopen_len;

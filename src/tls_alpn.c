@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "alpn.h"
 #include "config.h"
 #include "hooks.h"
 #include "shim.h"
@@ -58,28 +59,6 @@ void tls_alpn_forget(const void *owner)
     pthread_mutex_unlock(&alpn_lock);
 }
 
-unsigned int tls_alpn_filter_h2(const unsigned char *protos, unsigned int len,
-                                unsigned char *out, size_t size)
-{
-    unsigned int o = 0, i = 0;
-    int had_h2 = 0;
-    while (i < len) {
-        unsigned int n = protos[i];
-        if (n == 0 || i + 1 + n > len)
-            return 0;
-        if (n == 2 && memcmp(protos + i + 1, "h2", 2) == 0) {
-            had_h2 = 1;
-        } else {
-            if (o + 1 + n > size)
-                return 0;
-            memcpy(out + o, protos + i, 1 + n);
-            o += 1 + n;
-        }
-        i += 1 + n;
-    }
-    return had_h2 ? o : 0;
-}
-
 static int peer_port(int fd)
 {
     struct sockaddr_storage ss;
@@ -112,5 +91,5 @@ unsigned int tls_alpn_without_h2(const void *ssl, const void *ctx, const char *h
         memcpy(offer, s->protos, len);
     }
     pthread_mutex_unlock(&alpn_lock);
-    return len ? tls_alpn_filter_h2(offer, len, out, size) : 0;
+    return len ? alpn_without_h2(offer, len, out, size) : 0;
 }

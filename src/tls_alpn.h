@@ -21,9 +21,4 @@ void tls_alpn_forget(const void *owner);
 unsigned int tls_alpn_without_h2(const void *ssl, const void *ctx, const char *host, int fd,
                                  unsigned char *out, size_t size);
 
-/* Pure: protos without the "h2" entry, into out. Returns the new length; 0
- * when protos has no h2, nothing else, or is malformed. */
-unsigned int tls_alpn_filter_h2(const unsigned char *protos, unsigned int len,
-                                unsigned char *out, size_t size);
-
 #endif

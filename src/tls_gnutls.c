@@ -141,12 +141,25 @@ EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void *data, si
 {
     if (gnutls_ensure() != 0)
         return GNUTLS_E_INTERRUPTED_;
-    struct conn *c = size && data ? client_session(session) : NULL;
+    struct conn *c = size && data ? client_session(session)
+                                  : hooks_in_shim ? NULL : tls_map_acquire(session);
     if (!c)
         return gtls.send(session, data, size);
     int caller_errno = errno;
     hooks_in_shim++;
     pthread_mutex_lock(&c->out_lock);
+    /* "Call again with NULL, 0" means: the data of the call that failed. */
+    int retry = !data && size == 0 && c->retry_copy.len;
+    if (retry) {
+        data = c->retry_copy.data;
+        size = c->retry_copy.len;
+    } else if (!data || size == 0) {
+        pthread_mutex_unlock(&c->out_lock);
+        hooks_in_shim--;
+        conn_release(c);
+        errno = caller_errno;
+        return gtls.send(session, data, size);
+    }
     struct gnutls_call g = { c, session, 0 };
     struct outbound_io io = {
         .send = gnutls_send_iov, .answer = gnutls_answer, .wait_writable = gnutls_wait,
@@ -155,8 +168,16 @@ EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void *data, si
     };
     struct iovec iov = { (void *)data, size };
     ssize_t r = outbound_write(&c->out, &iov, 1, &io);
-    if (r < 0)
+    if (r < 0) {
         r = g.last_ret < 0 ? g.last_ret : GNUTLS_E_AGAIN_;
+        if (!retry && (r == GNUTLS_E_AGAIN_ || r == GNUTLS_E_INTERRUPTED_)) {
+            c->retry_copy.len = 0;
+            if (buf_append(&c->retry_copy, data, size) != 0)
+                c->retry_copy.len = 0;
+        }
+    } else {
+        buf_reset(&c->retry_copy, 0);
+    }
     conn_note_holding(c);
     pthread_mutex_unlock(&c->out_lock);
     hooks_in_shim--;

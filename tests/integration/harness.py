@@ -143,10 +143,11 @@ def assert_bytes(expected, got, what="server received"):
 
 def assert_tagged(got, original, method, authority, path, body,
                   header=DEFAULT_HEADER, scope=b"", secret=TEST_SECRET,
-                  what="server received"):
+                  what="server received", tls=False):
     """got must be original plus exactly one `header: key` line, inserted
-    last, with the key the contract prescribes. Returns the key."""
-    key = expected_key(method, authority, path, body, scope, secret)
+    last, with the key the contract prescribes (tls: the authority's
+    default port is 443). Returns the key."""
+    key = expected_key(method, authority, path, body, scope, secret, tls)
     vals = header_values(got, header) if b"\r\n\r\n" in got else []
     if len(vals) != 1:
         raise AssertionError("%s %d %s header line(s), expected 1 (%s): %s"
@@ -220,6 +221,37 @@ class Context:
         s = KeyServer(**kw)
         self._cleanup.append(s.stop)
         return s
+
+    # TLS (certs.py): one CA and server certificate per run of the suite
+    def tls_certs(self):
+        """The run's test certificates (certs.Certs: ca, cert, key, chain),
+        made with the openssl command on first use."""
+        import certs
+        return certs.for_run(self.tmp)
+
+    def tls_server(self, **kw):
+        """A TLSRecordingServer (https://localhost:PORT) with the run's
+        certificate."""
+        from servers import TLSRecordingServer
+        s = TLSRecordingServer(self.tls_certs(), **kw)
+        self._cleanup.append(s.stop)
+        return s
+
+    def nginx_server(self, **kw):
+        """Debian's nginx with HTTP/2 over TLS (servers.NginxServer), its
+        files in tmp/nginx-N; Skip if nginx or its http2 module is
+        missing."""
+        from servers import NginxServer
+        self._n += 1
+        s = NginxServer(self.tls_certs(),
+                        os.path.join(self.tmp, "nginx-%d" % self._n), **kw)
+        self._cleanup.append(s.stop)
+        return s
+
+    def tls_env(self, env=None):
+        """env (default ctx.env) plus SSL_CERT_FILE, REQUESTS_CA_BUNDLE and
+        CURL_CA_BUNDLE naming the test CA."""
+        return self.tls_certs().client_env(self.env if env is None else env)
 
     # environments
     def shim_env(self, hosts=None, **variables):

@@ -1,14 +1,21 @@
 """Test servers for the integration suite. Python 3 standard library only.
 
-Both servers listen on 127.0.0.1 on an ephemeral port and run in threads of
-the test process, so a test can start them, point a client at them and then
-look at what they saw:
+The servers listen on 127.0.0.1 on an ephemeral port and (but for nginx)
+run in threads of the test process, so a test can start them, point a client
+at them and then look at what they saw:
 
 RecordingServer  raw TCP. Frames requests (Content-Length and chunked) just
                  enough to answer each one, records every request's exact
                  bytes and every connection's whole byte stream. Anything
                  that does not look like HTTP switches the connection to
                  plain recording until the client closes it.
+
+TLSRecordingServer  RecordingServer behind TLS (a certificate made at test
+                 time, certs.py); also records ALPN, SNI, TLS version.
+
+NginxServer      Debian's nginx with HTTP/2 on a TLS listener, logging each
+                 request's protocol and Idempotency-Key (not a thread: a
+                 subprocess, started and stopped by the test).
 
 KeyServer        an HTTP API that honours idempotency keys the way Stripe
                  does: the first request with a key performs the side effect
@@ -19,8 +26,10 @@ KeyServer        an HTTP API that honours idempotency keys the way Stripe
 """
 
 import json
+import os
 import re
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,6 +82,12 @@ class Connection:
         self.http = True             # False once the stream is not HTTP
         self.leftover = b""          # unframed bytes at close
         self.closed = threading.Event()
+        # TLS connections only (TLSRecordingServer):
+        self.tls = False             # the handshake completed
+        self.alpn = None             # ALPN protocol negotiated, or None
+        self.sni = None              # server name the client sent, or None
+        self.tls_version = None      # e.g. "TLSv1.3"
+        self.tls_error = None        # why the handshake failed, or None
 
 
 class _Framer:
@@ -257,10 +272,18 @@ class RecordingServer:
             threading.Thread(target=self._serve, args=(sock, conn),
                              daemon=True).start()
 
+    def _wrap(self, sock, conn):
+        """The socket to serve conn on (TLSRecordingServer: after the TLS
+        handshake), or None to drop the connection."""
+        return sock
+
     def _serve(self, sock, conn):
         buf = bytearray()
         continued = False   # 100 sent for the request at the front of buf
         try:
+            sock = self._wrap(sock, conn)
+            if sock is None:
+                return
             while True:
                 try:
                     data = sock.recv(262144)
@@ -287,14 +310,17 @@ class RecordingServer:
                     del buf[:consumed]
                     continued = False
                     if close:
-                        sock.shutdown(socket.SHUT_WR)
+                        # the socket's own shutdown: on a TLS socket
+                        # SSLSocket.shutdown would drop the TLS layer
+                        socket.socket.shutdown(sock, socket.SHUT_WR)
         except OSError:
             pass
         finally:
             with self._cond:
                 conn.leftover = bytes(buf)
             try:
-                sock.close()
+                if sock is not None:
+                    sock.close()
             except OSError:
                 pass
             conn.closed.set()
@@ -357,7 +383,7 @@ class RecordingServer:
             pass
         for s in socks:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                socket.socket.shutdown(s, socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -366,6 +392,294 @@ class RecordingServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class TLSRecordingServer(RecordingServer):
+    """RecordingServer behind TLS (python's ssl, server side): records the
+    exact decrypted bytes of every request and connection, and per
+    connection the negotiated ALPN protocol, the SNI name and the TLS
+    version (Connection.alpn, .sni, .tls_version; .tls_error when the
+    handshake failed).
+
+    certs: a certs.Certs (the server certificate for localhost and
+    127.0.0.1). alpn: the protocols offered by ALPN, in order of preference
+    (None: no ALPN); may be changed between connections. name: the host
+    name clients use in URLs and Host headers (authority, url).
+    """
+
+    def __init__(self, certs, alpn=None, name="localhost", **kw):
+        self.certs = certs
+        self.alpn = list(alpn) if alpn else None
+        self.name = name
+        self._contexts = {}
+        super().__init__(**kw)
+
+    @property
+    def authority(self):
+        """What clients put in URLs and Host headers: "localhost:PORT"."""
+        return "%s:%d" % (self.name, self.port)
+
+    @property
+    def sock_authority(self):
+        """The listening address: "127.0.0.1:PORT"."""
+        return RecordingServer.authority.fget(self)
+
+    def url(self, path="/"):
+        return "https://%s%s" % (self.authority, path)
+
+    def _context(self):
+        alpn = tuple(self.alpn) if self.alpn else ()
+        with self._cond:
+            ctx = self._contexts.get(alpn)
+            if ctx is None:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(self.certs.chain, self.certs.key)
+                if alpn:
+                    ctx.set_alpn_protocols(list(alpn))
+                ctx.sni_callback = self._sni
+                self._contexts[alpn] = ctx
+            return ctx
+
+    @staticmethod
+    def _sni(ssl_sock, name, ctx):
+        conn = getattr(ssl_sock, "_rs_conn", None)
+        if conn is not None:
+            conn.sni = name
+        return None
+
+    def _wrap(self, sock, conn):
+        try:
+            ssock = self._context().wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError) as e:
+            conn.tls_error = "%s: %s" % (type(e).__name__, e)
+            sock.close()
+            return None
+        ssock._rs_conn = conn
+        with self._cond:
+            # wrap_socket detached sock: stop() must shut down ssock
+            self._socks = [ssock if s is sock else s for s in self._socks]
+            stopped = self._stopped
+        if stopped:
+            ssock.close()
+            return None
+        try:
+            ssock.settimeout(10)
+            ssock.do_handshake()
+            ssock.settimeout(None)
+        except (OSError, ValueError) as e:
+            conn.tls_error = "%s: %s" % (type(e).__name__, e)
+            ssock.close()
+            return None
+        with self._cond:
+            conn.tls = True
+            conn.alpn = ssock.selected_alpn_protocol()
+            conn.tls_version = ssock.version()
+            self._cond.notify_all()
+        return ssock
+
+
+# ---------------------------------------------------------------------------
+
+
+class NginxServer:
+    """Debian's nginx on a TLS listener with HTTP/2 (`listen 127.0.0.1:PORT
+    ssl http2`), answering every request with 200 "ok" and logging, per
+    request, the protocol ($server_protocol: "HTTP/2.0" or "HTTP/1.1"), the
+    Idempotency-Key header, method, URI, status, ALPN, SNI and lengths, one
+    JSON object a line, to an access log in `directory`. Runs in the
+    foreground (daemon off, master_process off) as a subprocess; stop()
+    ends it.
+
+    Raises harness.Skip when nginx is missing or built without HTTP/2.
+    """
+
+    LOG_FORMAT = ('{"protocol":"$server_protocol",'
+                  '"key":"$http_idempotency_key",'
+                  '"method":"$request_method","uri":"$request_uri",'
+                  '"status":"$status","alpn":"$ssl_alpn_protocol",'
+                  '"sni":"$ssl_server_name","content_length":"$content_length",'
+                  '"request_length":"$request_length",'
+                  '"connection":"$connection",'
+                  '"connection_requests":"$connection_requests"}')
+
+    def __init__(self, certs, directory, name="localhost",
+                 header="Idempotency-Key"):
+        import shutil
+        import subprocess
+        from harness import Skip
+        self._subprocess = subprocess
+        exe = shutil.which("nginx") or next(
+            (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
+             if os.path.exists(p)), None)
+        if exe is None:
+            raise Skip("nginx not installed")
+        info = subprocess.run([exe, "-V"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT).stdout.decode(
+                                  errors="replace")
+        if "--with-http_v2_module" not in info:
+            raise Skip("nginx built without --with-http_v2_module")
+        if "--with-http_ssl_module" not in info:
+            raise Skip("nginx built without --with-http_ssl_module")
+        m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", info)
+        self.version = tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+        self.exe = exe
+        self.certs = certs
+        self.name = name
+        self.header_var = "$http_" + header.lower().replace("-", "_")
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.access_log = os.path.join(directory, "access.log")
+        self.error_log = os.path.join(directory, "error.log")
+        self.conf = os.path.join(directory, "nginx.conf")
+        self.proc = None
+        self.port = None
+        last = ""
+        for _ in range(5):
+            self.port = _free_port()
+            last = self._start()
+            if last is None:
+                return
+        raise AssertionError("nginx did not start: %s" % last)
+
+    def _config(self):
+        d = self.dir
+        fmt = self.LOG_FORMAT.replace("$http_idempotency_key",
+                                      self.header_var)
+        # nginx >= 1.25.1 has `http2 on;` and warns about `listen ... http2`
+        if self.version >= (1, 25, 1):
+            listen, h2 = "listen 127.0.0.1:%d ssl;" % self.port, "http2 on;"
+        else:
+            listen, h2 = "listen 127.0.0.1:%d ssl http2;" % self.port, ""
+        return """\
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/body;
+    proxy_temp_path %(d)s/proxy;
+    fastcgi_temp_path %(d)s/fastcgi;
+    uwsgi_temp_path %(d)s/uwsgi;
+    scgi_temp_path %(d)s/scgi;
+    default_type text/plain;
+    log_format retrysafe escape=json '%(fmt)s';
+    server {
+        %(listen)s
+        %(h2)s
+        server_name %(name)s;
+        ssl_certificate %(cert)s;
+        ssl_certificate_key %(key)s;
+        client_max_body_size 64m;
+        access_log %(d)s/access.log retrysafe;
+        location / {
+            return 200 "ok";
+        }
+    }
+}
+""" % dict(d=d, fmt=fmt, listen=listen, h2=h2, name=self.name,
+           cert=self.certs.chain, key=self.certs.key)
+
+    def _start(self):
+        """Starts nginx on self.port; None when it listens, else why not."""
+        sp = self._subprocess
+        with open(self.conf, "w") as f:
+            f.write(self._config())
+        argv = [self.exe, "-p", self.dir + "/", "-c", self.conf, "-g",
+                "daemon off; master_process off;"]
+        if self.version >= (1, 19, 5):
+            argv[1:1] = ["-e", self.error_log]
+        env = {k: v for k, v in os.environ.items()
+               if k != "LD_PRELOAD" and not k.startswith("RETRYSAFE_")}
+        out = open(os.path.join(self.dir, "stderr.log"), "ab")
+        self.proc = sp.Popen(argv, stdin=sp.DEVNULL, stdout=out, stderr=out,
+                             env=env)
+        out.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "exit %s: %s" % (self.proc.returncode, self._errors())
+            try:
+                socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=1).close()
+                return None
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        return "not listening after 5 s: %s" % self._errors()
+
+    def _errors(self):
+        text = ""
+        for fn in ("stderr.log", "error.log"):
+            try:
+                with open(os.path.join(self.dir, fn), "rb") as f:
+                    text += f.read().decode(errors="replace")
+            except OSError:
+                pass
+        return text[-1500:]
+
+    @property
+    def authority(self):
+        return "%s:%d" % (self.name, self.port)
+
+    def url(self, path="/"):
+        return "https://%s%s" % (self.authority, path)
+
+    def entries(self):
+        """The access log so far: one dict per request; "-" and empty
+        values become None."""
+        try:
+            with open(self.access_log, "rb") as f:
+                data = f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            obj = json.loads(line)
+            out.append({k: (None if v in ("", "-") else v)
+                        for k, v in obj.items()})
+        return out
+
+    def wait_entries(self, n, timeout=5.0):
+        """The first n access log entries; AssertionError if fewer are
+        written in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.entries()
+            if len(got) >= n:
+                return got
+            if time.monotonic() >= deadline:
+                raise AssertionError("nginx logged %d request(s), expected "
+                                     "%d: %r; errors: %s"
+                                     % (len(got), n, got, self._errors()))
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(3)
+        except self._subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
 
 
 # ---------------------------------------------------------------------------

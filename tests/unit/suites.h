@@ -10,6 +10,7 @@ Suite *config_suite(void);
 Suite *key_suite(void);
 Suite *secret_suite(void);
 Suite *outbound_suite(void);
+Suite *alpn_suite(void);
 Suite *journal_suite(void);
 
 #endif
