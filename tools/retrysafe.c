@@ -23,6 +23,9 @@ static const char usage[] =
     "        per host: requests, retried keys, outcomes, status classes\n"
     "  prune [--journal P] --older-than DUR\n"
     "        delete attempts older than DUR (30s, 15m, 24h, 7d)\n"
+    "  doctor PROGRAM\n"
+    "        can the shim tag PROGRAM's plain HTTP and HTTPS requests, and if\n"
+    "        not, why not; exit 0 both covered, 1 not fully, 2 error\n"
     "  --help     this text\n"
     "  --version  the version\n"
     "\n"
@@ -64,6 +67,8 @@ int main(int argc, char **argv)
         return cmd_stats(argc - 1, argv + 1);
     if (strcmp(cmd, "prune") == 0)
         return cmd_prune(argc - 1, argv + 1);
+    if (strcmp(cmd, "doctor") == 0)
+        return cmd_doctor(argc - 1, argv + 1);
     tool_error("unknown command '%s'", cmd);
     fputs(usage, stderr);
     return 2;
