@@ -130,6 +130,20 @@ int conn_epoll_answers(int epfd, struct epoll_event *events, int max);
  * application waits for an answer. Fills conns (acquired) and their fds. */
 int conn_epoll_waiting(int epfd, struct conn **conns, int *fds, int max);
 
+/* The phases of fork() for modules with locks of their own: prepare takes
+ * the lock, the parent releases it, the child starts it afresh. */
+enum fork_phase { FORK_PREPARE, FORK_PARENT, FORK_CHILD };
+
+static inline void fork_lock(pthread_mutex_t *lock, enum fork_phase phase)
+{
+    if (phase == FORK_PREPARE)
+        pthread_mutex_lock(lock);
+    else if (phase == FORK_PARENT)
+        pthread_mutex_unlock(lock);
+    else
+        pthread_mutex_init(lock, NULL);
+}
+
 /* Around fork(): the child must not inherit locks held by other threads. */
 void conn_fork_prepare(void);
 void conn_fork_parent(void);

@@ -20,11 +20,6 @@
  * I/O that causes is the shim's, not the application's, and is not tracked. */
 extern __thread int hooks_in_shim __attribute__((tls_model("initial-exec")));
 
-/* The peer port of this thread's last connect(): a TLS session over a
- * custom BIO (curl's) has no fd to ask, and its handshake follows its
- * connect on the same thread. 0: none. */
-extern __thread int hooks_last_connect_port __attribute__((tls_model("initial-exec")));
-
 /* close() and shutdown() give a full socket this long to take what we
  * hold before the bytes would be lost with the connection. */
 #define HOOKS_RELEASE_ON_CLOSE_MS 2000

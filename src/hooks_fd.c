@@ -1,26 +1,14 @@
 /* hooks_fd.c - a connection's lifetime: connect starts tracking, close and
  * its relatives end it, dup copies it, fork splits it. */
 #include <errno.h>
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "hooks.h"
 #include "shim.h"
-
-__thread int hooks_last_connect_port __attribute__((tls_model("initial-exec")));
-
-static int port_of(const struct sockaddr *addr)
-{
-    if (addr->sa_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)addr)->sin_port);
-    if (addr->sa_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)addr)->sin6_port);
-    return 0;
-}
+#include "tls_map.h"
 
 int hooks_table_is_ours(void)
 {
@@ -54,10 +42,8 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     int e = errno;
     if (hooks_in_shim || (r != 0 && e != EINPROGRESS && e != EINTR))
         return r;
-    if (hooks_trackable(fd, addr)) {
-        hooks_last_connect_port = port_of(addr);
+    if (hooks_trackable(fd, addr))
         conn_release(hooks_track(fd, addr, len));
-    }
     errno = e;
     return r;
 }
@@ -190,6 +176,7 @@ EXPORT pid_t fork(void)
 {
     real_ensure();
     shim_fork_prepare();
+    tls_fork(FORK_PREPARE);
     int tracking = conn_table != NULL;
     if (tracking)
         conn_fork_prepare();
@@ -198,10 +185,12 @@ EXPORT pid_t fork(void)
     if (pid == 0) {
         if (tracking)
             conn_fork_child();
+        tls_fork(FORK_CHILD);
         shim_fork_child();
     } else {
         if (tracking)
             conn_fork_parent();
+        tls_fork(FORK_PARENT);
         shim_fork_parent();
     }
     errno = e;

@@ -9,7 +9,6 @@
 
 #include "alpn.h"
 #include "config.h"
-#include "hooks.h"
 #include "shim.h"
 
 #define ALPN_SLOTS 128
@@ -63,15 +62,22 @@ static int peer_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    /* curl gives OpenSSL its own BIO: the session has no fd to ask, but
-     * its handshake follows its connect on the same thread. */
+    /* curl and asyncio give OpenSSL their own BIO: the session has no fd
+     * to ask, and guessing from other connections would guess wrong. Port
+     * 0 matches the host's entries whatever their port: at worst a host
+     * enabled on another port loses h2, never a tag. */
     if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-        return hooks_last_connect_port;
+        return 0;
     if (ss.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     if (ss.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     return 0;
+}
+
+void tls_alpn_fork(enum fork_phase phase)
+{
+    fork_lock(&alpn_lock, phase);
 }
 
 unsigned int tls_alpn_without_h2(const void *ssl, const void *ctx, const char *host, int fd,

@@ -10,12 +10,16 @@
 
 #include <stddef.h>
 
+#include "conn.h"
+
 /* owner: an SSL or an SSL_CTX. protos: ALPN wire format. */
 void tls_alpn_remember(const void *owner, const unsigned char *protos, unsigned int len);
 void tls_alpn_forget(const void *owner);
 
+void tls_alpn_fork(enum fork_phase phase);
+
 /* The list offered for ssl (its own, else ctx's) without "h2", when host
- * (the SNI; the port is the peer's of fd, or any when there is no fd) is enabled and the list
+ * (the SNI; the port is the peer's of fd; with no fd, any entry for the name) is enabled and the list
  * offers h2 and something else. Returns the new list's length in out, or 0
  * when the offer is to stay as it is. */
 unsigned int tls_alpn_without_h2(const void *ssl, const void *ctx, const char *host, int fd,

@@ -23,7 +23,6 @@ typedef struct gnutls_session_int *gnutls_session_t;
 enum {
     GNUTLS_E_AGAIN_ = -28,
     GNUTLS_E_INTERRUPTED_ = -52,
-    GNUTLS_SERVER_ = 1,
 };
 
 static struct {
@@ -31,10 +30,14 @@ static struct {
     ssize_t (*send)(gnutls_session_t, const void *, size_t);
     ssize_t (*recv)(gnutls_session_t, void *, size_t);
     void (*deinit)(gnutls_session_t);
-    unsigned (*get_flags)(gnutls_session_t);
 } gtls;
 
 static pthread_mutex_t find_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void tls_gnutls_fork(enum fork_phase phase)
+{
+    fork_lock(&find_lock, phase);
+}
 
 static void *gnutls_symbol(void *handle, const char *name)
 {
@@ -58,8 +61,7 @@ static int gnutls_ensure(void)
         FIND(send, "gnutls_record_send");
         FIND(recv, "gnutls_record_recv");
         FIND(deinit, "gnutls_deinit");
-        FIND(get_flags, "gnutls_session_get_flags");
-        if (gtls.send && gtls.recv && gtls.deinit)
+            if (gtls.send && gtls.recv && gtls.deinit)
             __atomic_store_n(&gtls.ready, 1, __ATOMIC_RELEASE);
     }
     int ready = gtls.ready;
@@ -71,26 +73,19 @@ struct gnutls_call {
     struct conn *c;
     gnutls_session_t session;
     ssize_t last_ret;
+    int last_errno;
 };
 
+/* One record per piece: see tls_send in tls_openssl.c. */
 static ssize_t gnutls_send_iov(void *ctx, const struct iovec *iov, int iovcnt)
 {
     struct gnutls_call *g = ctx;
-    char scratch[16384];
-    const void *data = iov[0].iov_base;
-    size_t len = iov[0].iov_len;
-    if (iovcnt > 1 && len < sizeof(scratch)) {
-        len = 0;
-        for (int i = 0; i < iovcnt && len + iov[i].iov_len <= sizeof(scratch); i++) {
-            memcpy(scratch + len, iov[i].iov_base, iov[i].iov_len);
-            len += iov[i].iov_len;
-        }
-        data = scratch;
-    }
-    ssize_t r = gtls.send(g->session, data, len);
+    (void)iovcnt;
+    ssize_t r = gtls.send(g->session, iov[0].iov_base, iov[0].iov_len);
     if (r >= 0)
         return r;
     g->last_ret = r;
+    g->last_errno = errno;
     errno = r == GNUTLS_E_AGAIN_ || r == GNUTLS_E_INTERRUPTED_ ? EAGAIN : EPIPE;
     return -1;
 }
@@ -126,10 +121,11 @@ static void gnutls_passed(void *ctx, int head)
 static struct conn *client_session(gnutls_session_t session)
 {
     struct conn *c = tls_map_acquire(session);
+    /* A server session's writes are answers, which fail the request parser
+     * at once and pass through: no need to tell servers apart (and
+     * gnutls_session_get_flags cannot). */
     if (c || hooks_in_shim)
         return c;
-    if (gtls.get_flags && (gtls.get_flags(session) & GNUTLS_SERVER_))
-        return NULL;
     hooks_in_shim++;
     const struct outbound_env *env = shim_start();
     c = env ? tls_map_track(session, env, "") : NULL;
@@ -160,7 +156,7 @@ EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void *data, si
         errno = caller_errno;
         return gtls.send(session, data, size);
     }
-    struct gnutls_call g = { c, session, 0 };
+    struct gnutls_call g = { c, session, 0, 0 };
     struct outbound_io io = {
         .send = gnutls_send_iov, .answer = gnutls_answer, .wait_writable = gnutls_wait,
         .generation = flight_generation, .record = gnutls_record, .failed = gnutls_failed,
@@ -170,6 +166,7 @@ EXPORT ssize_t gnutls_record_send(gnutls_session_t session, const void *data, si
     ssize_t r = outbound_write(&c->out, &iov, 1, &io);
     if (r < 0) {
         r = g.last_ret < 0 ? g.last_ret : GNUTLS_E_AGAIN_;
+        caller_errno = g.last_errno;
         if (!retry && (r == GNUTLS_E_AGAIN_ || r == GNUTLS_E_INTERRUPTED_)) {
             c->retry_copy.len = 0;
             if (buf_append(&c->retry_copy, data, size) != 0)

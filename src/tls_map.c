@@ -1,6 +1,9 @@
 /* tls_map.c - TLS sessions to connections: a small chained hash table. */
 #include "tls_map.h"
 
+#include "tls_alpn.h"
+#include "tls_openssl.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -30,6 +33,15 @@ static struct tls_entry *find(const void *session)
         if (e->session == session)
             return e;
     return NULL;
+}
+
+void tls_fork(enum fork_phase phase)
+{
+    /* In a fixed order, the same in every process. */
+    tls_openssl_fork(phase);
+    tls_gnutls_fork(phase);
+    tls_alpn_fork(phase);
+    fork_lock(&map_lock, phase);
 }
 
 struct conn *tls_map_acquire(const void *session)

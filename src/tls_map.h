@@ -9,6 +9,9 @@
 
 #include "conn.h"
 
+/* Each TLS module's own locks, for tls_fork. */
+void tls_gnutls_fork(enum fork_phase phase);
+
 /* How many sessions are tracked: zero means every TLS hook is a straight
  * pass-through. */
 extern int tls_map_count;
@@ -21,5 +24,8 @@ struct conn *tls_map_track(const void *session, const struct outbound_env *env,
                            const char *peer);
 /* The session ends: the map lets go of its connection. */
 void tls_map_forget(const void *session);
+
+/* The TLS modules' locks around fork() (see enum fork_phase). */
+void tls_fork(enum fork_phase phase);
 
 #endif

@@ -26,27 +26,22 @@ struct tls_call {
     struct conn *c;
     SSL *ssl;
     int last_ret;      /* the last failing real SSL_write's return */
+    int last_errno;    /* and the errno it left, which the caller may read */
 };
 
+/* One SSL_write per piece: a write that fails is retried with the same
+ * bytes, and the pieces after the first may be the caller's, which the
+ * outbound stream can hand back rather than queue. */
 static ssize_t tls_send(void *ctx, const struct iovec *iov, int iovcnt)
 {
     struct tls_call *t = ctx;
-    /* One record for small pieces: the key line is not worth its own. */
-    char scratch[16384];
-    const void *data = iov[0].iov_base;
+    (void)iovcnt;
     size_t len = iov[0].iov_len;
-    if (iovcnt > 1 && len < sizeof(scratch)) {
-        len = 0;
-        for (int i = 0; i < iovcnt && len + iov[i].iov_len <= sizeof(scratch); i++) {
-            memcpy(scratch + len, iov[i].iov_base, iov[i].iov_len);
-            len += iov[i].iov_len;
-        }
-        data = scratch;
-    }
-    int r = ossl.write(t->ssl, data, len > INT_MAX ? INT_MAX : (int)len);
+    int r = ossl.write(t->ssl, iov[0].iov_base, len > INT_MAX ? INT_MAX : (int)len);
     if (r > 0)
         return r;
     t->last_ret = r;
+    t->last_errno = errno;
     int err = ossl.get_error(t->ssl, r);
     errno = err == OSSL_ERROR_WANT_READ || err == OSSL_ERROR_WANT_WRITE ? EAGAIN : EPIPE;
     return -1;
@@ -107,7 +102,7 @@ static int write_plaintext(SSL *ssl, const void *buf, size_t num, size_t *writte
     int caller_errno = errno;
     hooks_in_shim++;
     pthread_mutex_lock(&c->out_lock);
-    struct tls_call t = { c, ssl, 0 };
+    struct tls_call t = { c, ssl, 0, 0 };
     struct outbound_io io = {
         .send = tls_send, .answer = tls_answer, .wait_writable = tls_wait,
         .generation = flight_generation, .record = tls_record, .failed = tls_failed,
@@ -124,6 +119,7 @@ static int write_plaintext(SSL *ssl, const void *buf, size_t num, size_t *writte
          * what we took of it is skipped then. */
         c->out.held += r > 0 ? (size_t)r : 0;
         rc = t.last_ret < 0 ? t.last_ret : (t.last_ret == 0 ? 0 : -1);
+        caller_errno = t.last_errno;
     }
     conn_note_holding(c);
     pthread_mutex_unlock(&c->out_lock);
@@ -237,20 +233,31 @@ EXPORT int SSL_pending(const SSL *ssl)
     return n;
 }
 
-/* The session ends: what still waits for an answer never gets one. */
-static void session_ends(SSL *ssl)
+/* OpenSSL frees SSL and SSL_CTX objects by reference count, often from
+ * inside libssl itself: only its own free callback knows when one is
+ * really gone. Registered once per process, on the libssl found. */
+static void ssl_gone(void *parent, void *ptr, void *ad, int idx, long argl, void *argp)
 {
-    tls_map_forget(ssl);
-    tls_alpn_forget(ssl);
+    (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (parent) {
+        tls_map_forget(parent);
+        tls_alpn_forget(parent);
+    }
 }
 
-EXPORT void SSL_free(SSL *ssl)
+static void ctx_gone(void *parent, void *ptr, void *ad, int idx, long argl, void *argp)
 {
-    if (openssl_ensure() != 0)
+    (void)ptr, (void)ad, (void)idx, (void)argl, (void)argp;
+    if (parent)
+        tls_alpn_forget(parent);
+}
+
+void tls_openssl_watch_frees(void)
+{
+    if (!ossl.get_ex_new_index)
         return;
-    if (ssl)
-        session_ends(ssl);
-    ossl.free(ssl);
+    ossl.get_ex_new_index(OSSL_EX_INDEX_SSL, 0, NULL, NULL, NULL, ssl_gone);
+    ossl.get_ex_new_index(OSSL_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, ctx_gone);
 }
 
 EXPORT int SSL_clear(SSL *ssl)
@@ -282,21 +289,12 @@ EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *protos, un
     return r;
 }
 
-EXPORT void SSL_CTX_free(SSL_CTX *ctx)
-{
-    if (openssl_ensure() != 0 || !ossl.ctx_free)
-        return;
-    if (ctx)
-        tls_alpn_forget(ctx);
-    ossl.ctx_free(ctx);
-}
-
 /* Before the ClientHello: an enabled host must not be offered h2, so the
  * client speaks HTTP/1.1, which can be tagged. */
-static void before_handshake(SSL *ssl)
+static void before_handshake(SSL *ssl, int client)
 {
     if (!ssl || hooks_in_shim || !ossl.get_servername || !ossl.set_alpn_protos ||
-        (ossl.is_server && ossl.is_server(ssl)))
+        (!client && ossl.is_server && ossl.is_server(ssl)))
         return;
     const char *host = ossl.get_servername(ssl, OSSL_NAMETYPE_HOST_NAME);
     if (!host)
@@ -317,7 +315,7 @@ EXPORT int SSL_connect(SSL *ssl)
 {
     if (openssl_ensure() != 0 || !ossl.connect)
         return -1;
-    before_handshake(ssl);
+    before_handshake(ssl, 1);
     return ossl.connect(ssl);
 }
 
@@ -325,6 +323,6 @@ EXPORT int SSL_do_handshake(SSL *ssl)
 {
     if (openssl_ensure() != 0 || !ossl.do_handshake)
         return -1;
-    before_handshake(ssl);
+    before_handshake(ssl, 0);
     return ossl.do_handshake(ssl);
 }

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "conn.h"
+
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -24,7 +26,12 @@ enum {
     OSSL_MODE_ENABLE_PARTIAL_WRITE = 0x1,
     OSSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = 0x2,
     OSSL_NAMETYPE_HOST_NAME = 0,
+    OSSL_EX_INDEX_SSL = 0,
+    OSSL_EX_INDEX_SSL_CTX = 1,
 };
+
+typedef void (*ossl_ex_free_fn)(void *parent, void *ptr, void *ad, int idx, long argl,
+                                void *argp);
 
 struct openssl_calls {
     int ready;
@@ -33,7 +40,6 @@ struct openssl_calls {
     int (*read)(SSL *, void *, int);
     int (*read_ex)(SSL *, void *, size_t, size_t *);
     int (*pending)(const SSL *);
-    void (*free)(SSL *);
     int (*clear)(SSL *);
     int (*get_error)(const SSL *, int);
     int (*get_fd)(const SSL *);
@@ -45,13 +51,18 @@ struct openssl_calls {
     int (*ctx_set_alpn_protos)(SSL_CTX *, const unsigned char *, unsigned int);
     int (*connect)(SSL *);
     int (*do_handshake)(SSL *);
-    void (*ctx_free)(SSL_CTX *);
+    int (*get_ex_new_index)(int, long, void *, void *, void *, ossl_ex_free_fn);
 };
 
 extern struct openssl_calls ossl;
 
 /* Finds the functions (once found, always). Returns 0 when the essential
- * ones (write, read, free, get_error) are known. */
+ * ones (write, read, get_error) are known. */
 int openssl_ensure(void);
+
+void tls_openssl_fork(enum fork_phase phase);
+
+/* Asks libssl to tell us when an SSL or SSL_CTX is really freed. */
+void tls_openssl_watch_frees(void);
 
 #endif

@@ -29,7 +29,6 @@ static void find_all(void *handle)
     FIND(read, "SSL_read");
     FIND(read_ex, "SSL_read_ex");
     FIND(pending, "SSL_pending");
-    FIND(free, "SSL_free");
     FIND(clear, "SSL_clear");
     FIND(get_error, "SSL_get_error");
     FIND(get_fd, "SSL_get_fd");
@@ -41,7 +40,12 @@ static void find_all(void *handle)
     FIND(ctx_set_alpn_protos, "SSL_CTX_set_alpn_protos");
     FIND(connect, "SSL_connect");
     FIND(do_handshake, "SSL_do_handshake");
-    FIND(ctx_free, "SSL_CTX_free");
+    FIND(get_ex_new_index, "CRYPTO_get_ex_new_index");
+}
+
+void tls_openssl_fork(enum fork_phase phase)
+{
+    fork_lock(&find_lock, phase);
 }
 
 int openssl_ensure(void)
@@ -53,8 +57,10 @@ int openssl_ensure(void)
         find_all(NULL);
         if (!ossl.write)
             find_all(tls_find_library("SSL_write"));
-        if (ossl.write && ossl.read && ossl.free && ossl.get_error)
+        if (ossl.write && ossl.read && ossl.get_error) {
+            tls_openssl_watch_frees();
             __atomic_store_n(&ossl.ready, 1, __ATOMIC_RELEASE);
+        }
     }
     int ready = ossl.ready;
     pthread_mutex_unlock(&find_lock);
