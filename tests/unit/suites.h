@@ -11,6 +11,7 @@ Suite *key_suite(void);
 Suite *secret_suite(void);
 Suite *outbound_suite(void);
 Suite *alpn_suite(void);
+Suite *canon_suite(void);
 Suite *journal_suite(void);
 
 #endif
