@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "canon.h"
 #include "log.h"
 
 /* Held requests keep at most this much memory once they are done. */
@@ -65,6 +66,7 @@ void outbound_free(struct outbound *ob)
 {
     http_req_free(&ob->parser);
     buf_free(&ob->request_line);
+    buf_free(&ob->canonical);
     buf_free(&ob->head);
     buf_free(&ob->body);
     buf_free(&ob->queue);
@@ -188,6 +190,10 @@ static int on_header(void *ctx, const char *name, size_t name_len,
     if (ob->msg == OUTBOUND_PASS)
         return HTTP_CONTINUE;
     note_key_headers(ob, name, name_len);
+    if (http_name_equals(name, name_len, "Content-Type")) {
+        ob->body_kind = canon_kind_of(value, value_len);
+        return HTTP_CONTINUE;
+    }
     if (http_name_equals(name, name_len, "Expect")) {
         if (value_len == 12 && http_name_equals(value, value_len, "100-continue")) {
             ob->expect_start = line_start;
@@ -496,6 +502,18 @@ static int build_key_line(struct outbound *ob, const struct outbound_io *io)
         req.body = ob->head.data + ob->info.head_len;
         req.body_len = (size_t)ob->info.content_length;
     }
+    /* A regenerated tool call (other key order, spacing, number spelling)
+     * is the same request: JSON and form bodies count by their canonical
+     * form. One that does not parse counts by its bytes. */
+    size_t body_len = req.body_len;
+    ob->canonical.len = 0;
+    if (ob->body_kind != CANON_RAW &&
+        canon_body((enum canon_kind)ob->body_kind, req.body, req.body_len,
+                   (const char *const *)cfg->ignore_fields, cfg->n_ignore_fields,
+                   &ob->canonical) == 0) {
+        req.body = ob->canonical.data ? ob->canonical.data : "";
+        req.body_len = ob->canonical.len;
+    }
     char fingerprint[KEY_FINGERPRINT_CHARS + 1];
     char key[KEY_CHARS + 1];
     if (key_for_request(ob->env->keys, &req, io->generation, io->ctx, key, fingerprint,
@@ -515,7 +533,7 @@ static int build_key_line(struct outbound *ob, const struct outbound_io *io)
             .authority = authority, .authority_len = alen > 0 ? (size_t)alen : 0,
             .path = path, .path_len = path_len,
             .key = key, .fingerprint = fingerprint, .generation = req.generation,
-            .tls = ob->tls, .body_len = req.body_len,
+            .tls = ob->tls, .body_len = body_len,
         };
         io->record(io->ctx, &rec);
     }
@@ -546,12 +564,14 @@ static void begin_request(struct outbound *ob)
 {
     buf_reset(&ob->head, OUTBOUND_KEEP);
     buf_reset(&ob->body, OUTBOUND_KEEP);
+    buf_reset(&ob->canonical, OUTBOUND_KEEP);
     ob->request_line.len = 0;
     ob->msg = OUTBOUND_UNDECIDED;
     ob->method_len = ob->target_len = 0;
     ob->authority_len = 0;
     ob->authority_from_target = 0;
     ob->is_head = 0;
+    ob->body_kind = CANON_RAW;
     ob->host = NULL;
     ob->app_header_mask = 0;
     ob->expect_start = ob->expect_len = 0;

@@ -92,6 +92,8 @@ struct outbound {
     size_t authority_len;     /* 0: none yet */
     int authority_from_target;
     int is_head;              /* a HEAD request: its answer has no body */
+    int body_kind;            /* enum canon_kind, from Content-Type */
+    struct buf canonical;     /* the body in canonical form, for the key */
     const struct config_host *host;    /* the enabling entry, once known */
     unsigned app_header_mask; /* bit i: the request has header_names[i] */
     size_t expect_start, expect_len;   /* an "Expect: 100-continue" line */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "canon.h"
 #include "config.h"
 #include "http.h"
 #include "journal.h"
@@ -83,11 +84,13 @@ int cmd_key(int argc, char **argv)
 {
     static const struct option options[] = {
         { "scope", required_argument, NULL, 's' }, { "journal", required_argument, NULL, 'J' },
+        { "content-type", required_argument, NULL, 'c' },
         { NULL, 0, NULL, 0 },
     };
     static const char usage[] =
-        "key: usage: retrysafe key [--journal P] [--scope S] METHOD URL [BODY-FILE|-]";
-    const char *scope = NULL, *journal_path = NULL;
+        "key: usage: retrysafe key [--journal P] [--scope S] [--content-type T] METHOD URL "
+        "[BODY-FILE|-]";
+    const char *scope = NULL, *journal_path = NULL, *content_type = NULL;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+", options, NULL)) != -1) {
@@ -95,11 +98,13 @@ int cmd_key(int argc, char **argv)
             scope = optarg;
         else if (opt == 'J')
             journal_path = optarg;
+        else if (opt == 'c')
+            content_type = optarg;
         else
-            return tool_error(usage);
+            return tool_error("%s", usage);
     }
     if (argc - optind < 2 || argc - optind > 3)
-        return tool_error(usage);
+        return tool_error("%s", usage);
     const char *method = argv[optind], *url = argv[optind + 1];
     const char *body_path = argc - optind == 3 ? argv[optind + 2] : NULL;
 
@@ -137,8 +142,21 @@ int cmd_key(int argc, char **argv)
         .scope = scope, .scope_len = strlen(scope),
         .body = body.data, .body_len = body.len,
     };
+    /* The shim's rule: a JSON or form body counts in canonical form. */
+    struct buf canonical = { 0 };
+    enum canon_kind kind = content_type ? canon_kind_of(content_type, strlen(content_type))
+                                        : CANON_RAW;
+    if (kind != CANON_RAW &&
+        canon_body(kind, body.data ? body.data : "", body.len,
+                   (const char *const *)cfg.ignore_fields, cfg.n_ignore_fields,
+                   &canonical) == 0) {
+        req.body = canonical.data ? canonical.data : "";
+        req.body_len = canonical.len;
+    }
     char key[KEY_CHARS + 1], fingerprint[KEY_FINGERPRINT_CHARS + 1];
-    if (key_for_request(keys, &req, generation_now, &w, key, fingerprint, NULL) != 0) {
+    int derived = key_for_request(keys, &req, generation_now, &w, key, fingerprint, NULL);
+    buf_free(&canonical);
+    if (derived != 0) {
         tool_error("key: '%.*s' is not a valid authority", (int)authority_len, authority);
         goto out;
     }

@@ -15,7 +15,7 @@ static const char usage[] =
     "  run [--hosts H] [--mode M] [--journal P] [--scope S] -- CMD [ARGS...]\n"
     "        run CMD with the shim preloaded; H is a comma-separated list of\n"
     "        host, host:port, *.suffix or *, each optionally =Header-Name\n"
-    "  key [--journal P] [--scope S] METHOD URL [BODY-FILE|-]\n"
+    "  key [--journal P] [--scope S] [--content-type T] METHOD URL [BODY-FILE|-]\n"
     "        print the key the shim would send for that request now\n"
     "  dump [--json] [--journal P] [--host H] [--since DUR] [--limit N]\n"
     "        every journaled attempt, newest last\n"

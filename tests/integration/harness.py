@@ -8,6 +8,7 @@ runner (run.py) gives it a fresh Context in a process of its own.
 """
 
 import base64
+import decimal
 import hashlib
 import hmac
 import json
@@ -66,15 +67,128 @@ def normalize_authority(authority, tls=False):
     return a
 
 
+# -- canonical bodies (README, "The key"; src/canon.h), written here
+# independently of the C code so the tests check it -------------------------
+
+def body_kind(content_type):
+    """'json', 'form' or 'raw' for a Content-Type value."""
+    if not content_type:
+        return "raw"
+    t = _b(content_type).split(b";")[0].strip(b" \t").lower()
+    if t == b"application/json":
+        return "json"
+    if t == b"application/x-www-form-urlencoded":
+        return "form"
+    typ, _, sub = t.partition(b"/")
+    if typ and sub.endswith(b"+json") and len(sub) > 5:
+        return "json"
+    return "raw"
+
+
+def _json_number(text):
+    d = decimal.Decimal(text)
+    if d == 0:
+        return "0"
+    sign, digits, exp = d.as_tuple()
+    ds = "".join(map(str, digits)).lstrip("0")
+    while ds.endswith("0"):
+        ds, exp = ds[:-1], exp + 1
+    return ("-" if sign else "") + ds + ("" if exp == 0 else "e%d" % exp)
+
+
+def _canon_json(body):
+    def pairs(items):
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate keys")
+        return ("obj", sorted(items, key=lambda kv: kv[0].encode("utf-8")))
+
+    def bad_constant(name):
+        raise ValueError(name)
+
+    def out(v):
+        if isinstance(v, tuple) and v[0] == "num":
+            return v[1]
+        if isinstance(v, tuple) and v[0] == "obj":
+            return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + out(x)
+                                  for k, x in v[1]) + "}"
+        if isinstance(v, list):
+            return "[" + ",".join(out(x) for x in v) + "]"
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        return json.dumps(v)   # true, false, null
+
+    num = lambda t: ("num", _json_number(t))
+    value = json.loads(body.decode("utf-8"), object_pairs_hook=pairs,
+                       parse_int=num, parse_float=num, parse_constant=bad_constant)
+    return out(value).encode("utf-8")
+
+
+def _pct_decode(b):
+    out, i = bytearray(), 0
+    while i < len(b):
+        c = b[i]
+        if c == 0x2B:
+            out.append(0x20)
+        elif c == 0x25:
+            h = b[i + 1:i + 3]
+            if len(h) != 2 or not all(x in b"0123456789abcdefABCDEF" for x in h):
+                raise ValueError("bad escape")
+            out.append(int(h, 16))
+            i += 2
+        else:
+            out.append(c)
+        i += 1
+    return bytes(out)
+
+
+def _pct_encode(b):
+    safe = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+            b"0123456789-._~")
+    return b"".join(bytes([c]) if c in safe else b"%%%02X" % c for c in b)
+
+
+def _canon_form(body):
+    pairs = []
+    for part in body.split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            pairs.append((_pct_decode(name), _pct_decode(value)))
+    pairs.sort(key=lambda p: p[0])   # stable: a repeated name keeps its order
+    return b"&".join(_pct_encode(n) + b"=" + _pct_encode(v) for n, v in pairs)
+
+
+def canonical_body(content_type, body):
+    """The body as the key sees it: canonical JSON or form when it parses
+    as the Content-Type says, else the bytes as they are."""
+    body = _b(body)
+    kind = body_kind(content_type)
+    try:
+        if kind == "json":
+            return _canon_json(body)
+        if kind == "form":
+            return _canon_form(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    return body
+
+
+def content_type_of(raw):
+    """The Content-Type value in a raw request head, or None."""
+    vals = header_values(raw, b"Content-Type") if b"\r\n\r\n" in raw else []
+    return vals[0] if vals else None
+
+
 def expected_key(method, authority, path, body=b"", scope=b"",
-                 secret=TEST_SECRET, tls=False):
-    """The key the shim must send, per the contract (DESIGN.md, issue #2):
+                 secret=TEST_SECRET, tls=False, content_type=None):
+    """The key the shim must send, per the contract (README, "The key"):
     base64url_nopad(HMAC-SHA256(secret, msg)[:24]) where msg is the tag
     followed by (method, authority, path with query, scope, body), each as
-    an 8-byte big-endian length and its bytes. Returns bytes."""
+    an 8-byte big-endian length and its bytes; a JSON or form body (by
+    content_type) counts in its canonical form. Returns bytes."""
     msg = bytearray(KEY_TAG)
     for field in (_b(method), normalize_authority(authority, tls), _b(path),
-                  _b(scope), _b(body)):
+                  _b(scope), canonical_body(content_type, body)):
         msg += len(field).to_bytes(8, "big") + field
     digest = hmac.new(_b(secret), bytes(msg), hashlib.sha256).digest()[:24]
     return base64.urlsafe_b64encode(digest).rstrip(b"=")
@@ -147,7 +261,8 @@ def assert_tagged(got, original, method, authority, path, body,
     """got must be original plus exactly one `header: key` line, inserted
     last, with the key the contract prescribes (tls: the authority's
     default port is 443). Returns the key."""
-    key = expected_key(method, authority, path, body, scope, secret, tls)
+    key = expected_key(method, authority, path, body, scope, secret, tls,
+                       content_type_of(original))
     vals = header_values(got, header) if b"\r\n\r\n" in got else []
     if len(vals) != 1:
         raise AssertionError("%s %d %s header line(s), expected 1 (%s): %s"

@@ -167,7 +167,8 @@ def test_pipelined_posts_one_write(ctx):
     expect = [insert_header(reqs[0], "Idempotency-Key",
                             expected_key("POST", s.authority, "/p1", b"one=1")),
               insert_header(reqs[1], "Idempotency-Key",
-                            expected_key("POST", s.authority, "/p2", JSON)),
+                            expected_key("POST", s.authority, "/p2", JSON,
+                                         content_type="application/json")),
               reqs[2],
               insert_header(reqs[3], "Idempotency-Key",
                             expected_key("POST", s.authority, "/p4", b""))]
