@@ -17,56 +17,8 @@
 
 #include "http.h"
 #include "suites.h"
+#include "trace_text.h"
 
-/* ck_assert reports every passing check to the runner, a write to a pipe
- * each time. The recorder and the driver check millions of times, so they
- * call Check only when a check fails. */
-static void expect(int ok, const char *what)
-{
-    if (!ok)
-        ck_abort_msg("%s", what);
-}
-
-static void expect_eq(size_t got, size_t want, const char *what)
-{
-    if (got != want)
-        ck_abort_msg("%s: %zu, not %zu", what, got, want);
-}
-
-/* ---- text ------------------------------------------------------------- */
-
-struct text {
-    char *s;
-    size_t len, cap;
-};
-
-static void text_add(struct text *t, const char *s, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        t->s = realloc(t->s, cap);
-        expect(t->s != NULL, "out of memory");
-        t->cap = cap;
-    }
-    memcpy(t->s + t->len, s, n);
-    t->len += n;
-    t->s[t->len] = '\0';
-}
-
-static void text_printf(struct text *t, const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    expect(n >= 0 && (size_t)n < sizeof buf, "trace line too long");
-    text_add(t, buf, (size_t)n);
-}
 
 /* The trace without the "@N" pause positions: what an unpaused run gives. */
 static char *without_positions(const char *trace)
