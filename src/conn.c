@@ -306,7 +306,9 @@ static int known_epfds[CONN_KNOWN_EPFDS];
 static int n_known_epfds;
 static pthread_mutex_t epfd_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void remember_epfd(int epfd)
+/* Returns 0, or -1 when no more epoll fds can be remembered: then its
+ * registrations are not recorded either (a stale one could outlive it). */
+static int remember_epfd(int epfd)
 {
     pthread_mutex_lock(&epfd_lock);
     int i = 0;
@@ -316,7 +318,9 @@ static void remember_epfd(int epfd)
         known_epfds[i] = epfd;
         __atomic_store_n(&n_known_epfds, i + 1, __ATOMIC_RELEASE);
     }
+    int rc = i < n_known_epfds ? 0 : -1;
     pthread_mutex_unlock(&epfd_lock);
+    return rc;
 }
 
 void conn_epoll_closed(int fd)
@@ -350,8 +354,10 @@ void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event)
     struct conn *c = conn_acquire(fd);
     if (!c)
         return;
-    if (op != EPOLL_CTL_DEL)
-        remember_epfd(epfd);
+    if (op != EPOLL_CTL_DEL && remember_epfd(epfd) != 0) {
+        conn_release(c);
+        return;
+    }
     pthread_mutex_lock(&c->in_lock);
     struct conn_epoll *slot = NULL, *free_slot = NULL;
     for (int i = 0; i < CONN_EPOLL_SLOTS; i++) {
@@ -469,6 +475,15 @@ void conn_fork_child(void)
          * would get them twice. */
         outbound_disown(&c->out);
         conn_note_holding(c);
+        /* Its flights are the parent's journal rows: the parent finishes
+         * them, the child must not (closing its copy would mark them). */
+        c->n_flights = 0;
+        http_res_free(&c->res);
+        memset(&c->res, 0, sizeof(c->res));
+        if (c->awaiting) {
+            c->awaiting = 0;
+            __atomic_sub_fetch(&flight_awaiting_count, 1, __ATOMIC_ACQ_REL);
+        }
     }
     pthread_mutex_init(&live_lock, NULL);
 }

@@ -132,7 +132,10 @@ void flight_record(struct conn *c, const struct outbound_record *rec)
     if (rec->skipped)
         return;
     pthread_mutex_lock(&c->in_lock);
-    push(c, id, head);
+    if (push(c, id, head) != 0) {
+        finish(&(struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head }, JOURNAL_UNKNOWN, 0);
+        flight_abandon_locked(c);   /* answers can no longer be matched */
+    }
     pthread_mutex_unlock(&c->in_lock);
 }
 
@@ -142,8 +145,8 @@ void flight_passed(struct conn *c, int head)
         return;
     /* Its answer comes between those of journaled requests: keep its place. */
     pthread_mutex_lock(&c->in_lock);
-    if (c->n_flights)
-        push(c, 0, head);
+    if (c->n_flights && push(c, 0, head) != 0)
+        flight_abandon_locked(c);   /* answers can no longer be matched */
     pthread_mutex_unlock(&c->in_lock);
 }
 

@@ -45,8 +45,10 @@ void hooks_release_held(struct conn *c, int fd, int wait_ms);
 
 /* Bytes are about to reach the socket behind our back (sendfile, MSG_OOB,
  * ancillary data): what is held goes first, then the connection passes
- * through for good, since its stream is no longer ours to follow. */
-void hooks_bypass(int fd);
+ * through for good, since its stream is no longer ours to follow. Returns
+ * -1 (EAGAIN) when what is held could not go first: the bypassing call
+ * must not overtake it. */
+int hooks_bypass(int fd);
 
 /* fd is about to be closed, explicitly or by dup2/close_range: forget it,
  * and when it was the socket's last fd, send what is held first. */

@@ -172,26 +172,30 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 }
 
 /* The child must not inherit a lock another thread held at the fork. */
+/* The child must not inherit a lock another thread held at the fork. The
+ * locks are taken outermost first (TLS, the fd table, then the start and
+ * journal locks, which are taken inside connection locks at run time) and
+ * released in the reverse order. */
 EXPORT pid_t fork(void)
 {
     real_ensure();
-    shim_fork_prepare();
-    tls_fork(FORK_PREPARE);
     int tracking = conn_table != NULL;
+    tls_fork(FORK_PREPARE);
     if (tracking)
         conn_fork_prepare();
+    shim_fork_prepare();
     pid_t pid = real.fork();
     int e = errno;
     if (pid == 0) {
+        shim_fork_child();
         if (tracking)
             conn_fork_child();
         tls_fork(FORK_CHILD);
-        shim_fork_child();
     } else {
+        shim_fork_parent();
         if (tracking)
             conn_fork_parent();
         tls_fork(FORK_PARENT);
-        shim_fork_parent();
     }
     errno = e;
     return pid;

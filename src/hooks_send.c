@@ -172,18 +172,30 @@ void hooks_release_held(struct conn *c, int fd, int wait_ms)
     errno = e;
 }
 
-void hooks_bypass(int fd)
+int hooks_bypass(int fd)
 {
     struct conn *c = hooks_tracked(fd);
     if (!c)
-        return;
+        return 0;
     int e = errno;
-    hooks_release_held(c, fd, HOOKS_RELEASE_ON_CLOSE_MS);
+    hooks_in_shim++;
+    /* Unlike a waiting reader, the bypassing call must not overtake what is
+     * held: wait for a writer on another thread, then send it first. */
     pthread_mutex_lock(&c->out_lock);
+    if (outbound_holding(&c->out) && conn_same_socket(c, fd)) {
+        struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET,
+                                  now_ms() + HOOKS_RELEASE_ON_CLOSE_MS };
+        struct outbound_io io = io_for(&call);
+        outbound_release(&c->out, &io);
+        conn_note_holding(c);
+    }
+    int still_holding = outbound_holding(&c->out);
     outbound_pass_for_good(&c->out);
     pthread_mutex_unlock(&c->out_lock);
+    hooks_in_shim--;
     conn_release(c);
-    errno = e;
+    errno = still_holding ? EAGAIN : e;
+    return still_holding ? -1 : 0;
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -220,7 +232,8 @@ EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
     real_ensure();
     if (bypass_flags(flags)) {
-        hooks_bypass(fd);
+        if (hooks_bypass(fd) != 0)
+            return -1;
         return real.send(fd, buf, n, flags);
     }
     struct conn *c = hooks_tracked(fd);
@@ -251,7 +264,8 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 {
     real_ensure();
     if (bypass_flags(flags)) {
-        hooks_bypass(fd);
+        if (hooks_bypass(fd) != 0)
+            return -1;
         return real.sendto(fd, buf, n, flags, addr, addr_len);
     }
     struct conn *c = (flags & MSG_FASTOPEN) ? track_fastopen(fd, addr, addr_len) : NULL;
@@ -269,7 +283,8 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (!msg || !conn_maybe_tracked(fd))
         return real.sendmsg(fd, msg, flags);
     if (bypass_flags(flags) || msg->msg_controllen || msg->msg_name) {
-        hooks_bypass(fd);
+        if (hooks_bypass(fd) != 0)
+            return -1;
         return real.sendmsg(fd, msg, flags);
     }
     struct conn *c = hooks_tracked(fd);
@@ -309,14 +324,16 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int vlen, real_mmsg_f
 EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
     real_ensure();
-    hooks_bypass(out_fd);
+    if (hooks_bypass(out_fd) != 0)
+        return -1;
     return real.sendfile(out_fd, in_fd, offset, count);
 }
 
 EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 {
     real_ensure();
-    hooks_bypass(out_fd);
+    if (hooks_bypass(out_fd) != 0)
+        return -1;
     if (real.sendfile64)
         return real.sendfile64(out_fd, in_fd, offset, count);
     return real.sendfile(out_fd, in_fd, offset, count);

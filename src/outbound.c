@@ -380,6 +380,7 @@ static void connection_broken(struct outbound *ob)
 {
     buf_reset(&ob->queue, 0);
     ob->held = 0;
+    ob->unsent_record = 0;
     ob->passthrough = 1;
     ob->msg = OUTBOUND_FRESH;
 }
@@ -549,6 +550,7 @@ static void emit_tagged(struct outbound *ob, struct emit *e, const struct outbou
     if (build_key_line(ob, io) != 0) {
         log_msg(CONFIG_LOG_WARN, "could not derive a key; request sent untagged");
         emit_held(ob, e, ob->head.len);
+        ob->msg = OUTBOUND_PASS;   /* its answer keeps its place (flights) */
         return;
     }
     size_t blank = ob->info.blank_line_start;
@@ -617,8 +619,9 @@ static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p,
             end_request(ob, io);
         return k;
     }
+    /* The held head lacks p[0..k): it all goes out from p, as it came. */
     if (buf_append(&ob->head, p, k) != 0)
-        return give_up(ob, e, p + k, len - k, "out of memory") + k;
+        return give_up(ob, e, p, len, "out of memory");
     if (ob->message_complete) {
         if (ob->msg == OUTBOUND_TAG)
             emit_tagged(ob, e, io);
@@ -818,11 +821,15 @@ int outbound_release(struct outbound *ob, const struct outbound_io *io)
     }
     int first = 0;
     if (ob->queue.len && queue_flush(ob, io, 1) != 0) {
-        queue_rest(ob, e.iov, 0, e.cnt);
+        if (!hard_error(errno))
+            queue_rest(ob, e.iov, 0, e.cnt);
         return -1;
     }
     if (e.cnt && send_waiting(io, e.iov, e.cnt, &first) != 0) {
-        queue_rest(ob, e.iov, first, e.cnt);
+        if (hard_error(errno))
+            connection_broken(ob);
+        else
+            queue_rest(ob, e.iov, first, e.cnt);
         return -1;
     }
     return 0;

@@ -434,6 +434,34 @@ def test_journal_fork_child_rows(ctx):
                    key=sent[r["path"]])
 
 
+PY_FORK_CHILD_CLOSES = r"""
+import os, socket, sys, time
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=8)
+s.sendall(b"POST /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 2\r\n\r\n{}" % port)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)       # until the parent has its answer
+    s.close()           # the child closes its inherited copy
+    os._exit(0)
+reply = s.recv(4096)
+os.write(w, b"x")
+os.waitpid(pid, 0)
+sys.stdout.write(reply.decode())
+"""
+
+
+def test_journal_fork_child_closing_leaves_parent_row(ctx):
+    # The child inherits the connection and its flight; the row is the
+    # parent's: the child closing its copy must not mark it unknown.
+    s = ctx.recording_server()
+    p = ctx.python(PY_FORK_CHILD_CLOSES, s.port, env=ctx.shim_env(s.authority))
+    assert p.stdout.endswith(b"ok"), p.stdout
+    rows = ctx.dump()
+    assert [(r["outcome"], r["status"]) for r in rows] == [("completed", 200)], rows
+
+
 # -- 7. file modes ------------------------------------------------------------
 
 def _check_modes(out, jpath, what):
