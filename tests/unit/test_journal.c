@@ -3,11 +3,9 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "scratch.h"
 #include "suites.h"
 
 #define WINDOW 86400000   /* 24h, in ms */
@@ -24,38 +23,15 @@
 static char base[PATH_MAX];   /* a fresh mkdtemp directory per test */
 static char path[PATH_MAX];   /* base/journal.db */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
-    ck_assert_int_lt(n, PATH_MAX);
-}
-
 static void setup(void)
 {
-    snprintf(base, sizeof base, "/tmp/retrysafe-journal-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(base));
+    scratch_make(base, "journal");
     pathf(path, "%s/journal.db", base);
-}
-
-static int remove_one(const char *p, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st; (void)ftw;
-    if (flag == FTW_D || flag == FTW_DP || flag == FTW_DNR)
-        chmod(p, 0700);
-    return remove(p);
 }
 
 static void teardown(void)
 {
-    chmod(base, 0700);
-    nftw(base, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_remove(base);
 }
 
 static mode_t mode_of(const char *p)

@@ -3,10 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,42 +13,21 @@
 #include <unistd.h>
 
 #include "secret.h"
+#include "scratch.h"
 #include "suites.h"
 
 static char base[PATH_MAX];   /* a fresh mkdtemp directory per test */
 static char dir[PATH_MAX];    /* base/state: where the secret lives */
 
-/* snprintf into a PATH_MAX buffer, failing the test if it does not fit. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static void pathf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(out, PATH_MAX, fmt, ap);
-    va_end(ap);
-    ck_assert_int_lt(n, PATH_MAX);
-}
-
 static void setup(void)
 {
-    snprintf(base, sizeof base, "/tmp/retrysafe-secret-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(base));
+    scratch_make(base, "secret");
     pathf(dir, "%s/state", base);
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    return remove(path);
 }
 
 static void teardown(void)
 {
-    chmod(base, 0700);
-    nftw(base, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_remove(base);
 }
 
 static void path_in(char *out, const char *d, const char *name)
