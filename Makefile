@@ -15,7 +15,7 @@ LIBS    := -lsqlite3 -lcrypto -lpthread -ldl
 
 # The core: every module the shim and the tool share. Hooks, the fd table
 # and the real-symbol lookup exist only in the preloaded library.
-SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/conn.c src/flight.c \
+SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/conn.c src/flight.c src/flight_guard.c src/late.c \
              src/real.c src/shim.c
 CORE_SRC  := $(filter-out $(SHIM_ONLY),$(wildcard src/*.c))
 CORE_OBJ  := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
+
 /* ---- shared helpers ---------------------------------------------------- */
 
 static inline int is_digit(char c)
@@ -29,20 +31,6 @@ static int hex_value(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
-}
-
-static inline char ascii_lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-static int ascii_ieq(const char *s, size_t n, const char *lit)
-{
-    size_t i;
-    for (i = 0; i < n && lit[i]; i++)
-        if (ascii_lower(s[i]) != lit[i])
-            return 0;
-    return i == n && lit[i] == '\0';
 }
 
 /* Gives a scratch buffer memory up front, so that its data is never NULL

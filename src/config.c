@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
+
 #define WARN_MAX 512
 
 #define DEFAULT_HEADER   "Idempotency-Key"
@@ -31,11 +33,6 @@ struct loader {
 /* ---- ASCII helpers ----
  * Not <ctype.h>: the host process may run under a locale (tr_TR) where
  * tolower('I') is not 'i', and names and tokens here are ASCII by definition. */
-
-static inline char ascii_lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
 
 static inline char ascii_upper(char c)
 {

@@ -185,6 +185,11 @@ struct conn *conn_acquire(int fd)
     return c;
 }
 
+void conn_hold(struct conn *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+}
+
 void conn_release(struct conn *c)
 {
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
@@ -199,6 +204,7 @@ void conn_release(struct conn *c)
     buf_free(&c->answer);
     buf_free(&c->retry_copy);
     http_res_free(&c->res);
+    buf_free(&c->capture);
     free(c->flights);
     pthread_mutex_destroy(&c->out_lock);
     pthread_mutex_destroy(&c->in_lock);

@@ -28,6 +28,7 @@ struct conn_flight {
     int64_t id;                /* journal row; 0: a request not journaled */
     int64_t start_ms;          /* monotonic */
     int head;                  /* a HEAD request: its answer has no body */
+    int capture;               /* guard mode: its answer is kept for replays */
 };
 
 struct conn_epoll {
@@ -63,6 +64,10 @@ struct conn {
     size_t n_flights, cap_flights;
     int awaiting;              /* atomic: n_flights > 0 */
     struct http_res_parser res;
+    int res_done;              /* set by the parser: 0, -1 an interim answer
+                                  ended, else the status of a final one */
+    struct buf capture;        /* the oldest flight's answer so far */
+    int capture_over;          /* it outgrew RETRYSAFE_MAX_RESPONSE */
 
     struct conn *next_live, *prev_live;  /* under the live-list lock */
 };
@@ -95,6 +100,8 @@ struct conn *conn_new(const char *peer, const struct outbound_env *env, int tls)
 struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
                         const struct outbound_env *env);
 struct conn *conn_acquire(int fd);
+/* Another reference on a connection the caller holds one on. */
+void conn_hold(struct conn *c);
 void conn_release(struct conn *c);
 
 /* An fd that names c now (-1: none known), to send on when the fd an

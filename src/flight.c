@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "guard.h"
 #include "journal.h"
 #include "log.h"
 #include "shim.h"
@@ -61,14 +62,65 @@ static void pop_oldest(struct conn *c)
 
 static void flight_abandon_locked(struct conn *c);
 
+static void capture_reset(struct conn *c)
+{
+    buf_reset(&c->capture, 64 * 1024);
+    c->capture_over = 0;
+}
+
+/* The oldest request got its final answer. In guard mode a final status
+ * comes with the answer's bytes, kept for the retries to come. */
+static void complete_oldest(struct conn *c, int status)
+{
+    const struct conn_flight *f = &c->flights[0];
+    struct journal *j = f->id && f->capture ? shim_journal() : NULL;
+    if (j && guard_status_is_final(status)) {
+        int64_t duration = clock_ms(CLOCK_MONOTONIC) - f->start_ms;
+        const char *bytes = c->capture_over ? NULL : c->capture.data ? c->capture.data : "";
+        if (journal_finish_answer(j, f->id, status, duration, bytes, c->capture.len,
+                                  c->capture_over) != 0)
+            shim_journal_trouble(journal_error(j));
+    } else {
+        finish(f, JOURNAL_COMPLETED, status);
+    }
+    capture_reset(c);
+    pop_oldest(c);
+}
+
+/* The parser stops right after each answer, so the bytes it consumed up
+ * to then are exactly that answer's. */
 static int on_answer(void *ctx, int status, int interim)
 {
     struct conn *c = ctx;
-    if (interim || c->n_flights == 0)
+    if (c->n_flights == 0)
         return HTTP_CONTINUE;
-    finish(&c->flights[0], JOURNAL_COMPLETED, status);
-    pop_oldest(c);
-    return HTTP_CONTINUE;
+    c->res_done = interim ? -1 : status;
+    return HTTP_PAUSE;
+}
+
+/* Under in_lock: bytes the parser took belong to the oldest request's
+ * answer; kept while it is a guarded one, up to RETRYSAFE_MAX_RESPONSE. */
+static void capture_bytes(struct conn *c, const char *p, size_t len)
+{
+    if (!c->n_flights || !c->flights[0].capture || c->capture_over || len == 0)
+        return;
+    const struct config *cfg = shim_config();
+    if (!cfg || c->capture.len + len > cfg->max_response ||
+        buf_append(&c->capture, p, len) != 0) {
+        buf_reset(&c->capture, 0);
+        c->capture_over = 1;
+    }
+}
+
+/* Under in_lock, after the parser took bytes: what ended there. */
+static void after_feed(struct conn *c)
+{
+    int done = c->res_done;
+    c->res_done = 0;
+    if (done < 0)
+        capture_reset(c);      /* a 100 Continue is no part of the answer */
+    else if (done > 0 && c->n_flights)
+        complete_oldest(c, done);
 }
 
 static const struct http_res_callbacks answer_callbacks = {
@@ -76,7 +128,7 @@ static const struct http_res_callbacks answer_callbacks = {
 };
 
 /* Under in_lock. Returns 0, or -1 when out of memory. */
-static int push(struct conn *c, int64_t id, int head)
+static int push(struct conn *c, int64_t id, int head, int capture)
 {
     if (c->n_flights == c->cap_flights) {
         size_t cap = c->cap_flights ? 2 * c->cap_flights : 4;
@@ -88,7 +140,8 @@ static int push(struct conn *c, int64_t id, int head)
     }
     if (!c->res.cb)
         http_res_init(&c->res, &answer_callbacks, c);
-    c->flights[c->n_flights++] = (struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head };
+    c->flights[c->n_flights++] =
+        (struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head, capture };
     if (c->n_flights == 1)
         expect_answer_to_oldest(c);
     note_awaiting(c);
@@ -107,9 +160,10 @@ static void copy_field(char *out, size_t size, const char *s, size_t len, int st
     out[len] = '\0';
 }
 
-void flight_record(struct conn *c, const struct outbound_record *rec)
+enum outbound_verdict flight_record(struct conn *c, const struct outbound_record *rec)
 {
     struct journal *j = shim_journal();
+    const struct config *cfg = shim_config();
     int head = rec->method_len == 4 && memcmp(rec->method, "HEAD", 4) == 0;
     char method[32], host[KEY_AUTHORITY_MAX + 1], path[2048];
     copy_field(method, sizeof(method), rec->method, rec->method_len, 0);
@@ -125,18 +179,24 @@ void flight_record(struct conn *c, const struct outbound_record *rec)
     };
     int64_t id = 0;
     int attempt = 0;
-    if (j && journal_begin(j, &a, &id, &attempt) != 0) {
+    int guard = j && !rec->skipped && cfg && cfg->mode == CONFIG_MODE_GUARD;
+    if (guard) {
+        if (flight_guard_claim(c, j, &a, &id) == OUTBOUND_ANSWERED)
+            return OUTBOUND_ANSWERED;
+    } else if (j && journal_begin(j, &a, &id, &attempt) != 0) {
         shim_journal_trouble(journal_error(j));
         id = 0;
     }
     if (rec->skipped)
-        return;
+        return OUTBOUND_SEND;
     pthread_mutex_lock(&c->in_lock);
-    if (push(c, id, head) != 0) {
-        finish(&(struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head }, JOURNAL_UNKNOWN, 0);
+    if (push(c, id, head, guard && id) != 0) {
+        finish(&(struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head, 0 },
+               JOURNAL_UNKNOWN, 0);
         flight_abandon_locked(c);   /* answers can no longer be matched */
     }
     pthread_mutex_unlock(&c->in_lock);
+    return OUTBOUND_SEND;
 }
 
 void flight_passed(struct conn *c, int head)
@@ -145,7 +205,7 @@ void flight_passed(struct conn *c, int head)
         return;
     /* Its answer comes between those of journaled requests: keep its place. */
     pthread_mutex_lock(&c->in_lock);
-    if (c->n_flights && push(c, 0, head) != 0)
+    if (c->n_flights && push(c, 0, head, 0) != 0)
         flight_abandon_locked(c);   /* answers can no longer be matched */
     pthread_mutex_unlock(&c->in_lock);
 }
@@ -186,6 +246,8 @@ void flight_read(struct conn *c, const struct iovec *iov, int iovcnt, size_t n)
         n -= len;
         while (len > 0 && c->n_flights) {
             size_t used = http_res_feed(&c->res, p, len);
+            capture_bytes(c, p, used);
+            after_feed(c);
             if (c->res.state == HTTP_RES_ERROR || c->res.state == HTTP_RES_TUNNEL) {
                 /* Answers we cannot follow: what waits stays unknown. */
                 flight_abandon_locked(c);
@@ -207,6 +269,8 @@ static void flight_abandon_locked(struct conn *c)
     c->n_flights = 0;
     http_res_free(&c->res);
     memset(&c->res, 0, sizeof(c->res));
+    c->res_done = 0;
+    capture_reset(c);
     note_awaiting(c);
 }
 
@@ -214,7 +278,8 @@ void flight_eof(struct conn *c)
 {
     pthread_mutex_lock(&c->in_lock);
     if (c->n_flights) {
-        http_res_eof(&c->res);
+        http_res_eof(&c->res);   /* completes an answer read until the close */
+        after_feed(c);
         flight_abandon_locked(c);
     }
     pthread_mutex_unlock(&c->in_lock);
@@ -226,6 +291,18 @@ void flight_abandon(struct conn *c)
     if (c->n_flights)
         flight_abandon_locked(c);
     pthread_mutex_unlock(&c->in_lock);
+}
+
+int flight_guarded_waiting(struct conn *c)
+{
+    if (!__atomic_load_n(&c->awaiting, __ATOMIC_ACQUIRE))
+        return 0;
+    int guarded = 0;
+    pthread_mutex_lock(&c->in_lock);
+    for (size_t i = 0; i < c->n_flights && !guarded; i++)
+        guarded = c->flights[i].capture;
+    pthread_mutex_unlock(&c->in_lock);
+    return guarded;
 }
 
 void flight_process_exit(void)

@@ -22,8 +22,18 @@ struct conn;
 extern int flight_awaiting_count;
 
 /* Journals rec (tagged: pending; skipped: final) and, when tagged, queues
- * it on c for its answer. */
-void flight_record(struct conn *c, const struct outbound_record *rec);
+ * it on c for its answer. In guard mode the journal may answer instead
+ * (flight_guard_claim): then OUTBOUND_ANSWERED, and nothing is queued. */
+enum outbound_verdict flight_record(struct conn *c, const struct outbound_record *rec);
+
+/* Guard mode: claims the attempt a in the journal, waiting for a twin in
+ * flight as RETRYSAFE_WAIT allows. OUTBOUND_SEND with its row in *id (0
+ * when the journal failed: sent unguarded), or OUTBOUND_ANSWERED once c
+ * holds the replay or the 409 for the application to read. */
+struct journal;
+struct journal_attempt;
+enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
+                                         const struct journal_attempt *a, int64_t *id);
 /* A request not journaled went out on c: if answers are awaited there, its
  * answer will come between theirs, so it takes its place in the queue. */
 void flight_passed(struct conn *c, int head);
@@ -38,6 +48,10 @@ void flight_read(struct conn *c, const struct iovec *iov, int iovcnt, size_t n);
 void flight_eof(struct conn *c);
 /* c is going away: what still waits for an answer will never get one. */
 void flight_abandon(struct conn *c);
+
+/* Whether c waits for the answer to a guarded request (guard mode): one
+ * worth reading after the application gave up (late.h). */
+int flight_guarded_waiting(struct conn *c);
 
 /* The process is ending: its pending requests' outcome is unknown. */
 void flight_process_exit(void);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "hooks.h"
+#include "late.h"
 #include "shim.h"
 #include "tls_map.h"
 
@@ -54,8 +55,11 @@ void hooks_forget_closing(int fd)
         return;
     int e = errno;
     struct conn *c = conn_acquire(fd);
-    if (conn_forget(fd) && c && !hooks_in_shim)
+    if (conn_forget(fd) && c && !hooks_in_shim) {
         hooks_release_held(c, fd, HOOKS_RELEASE_ON_CLOSE_MS);
+        /* Guard mode: an answer still due is read in the background. */
+        late_adopt_socket(c, fd);
+    }
     conn_release(c);
     errno = e;
 }
@@ -171,11 +175,11 @@ EXPORT int fcntl64(int fd, int cmd, ...)
     return fcntl_common(real.fcntl64 ? real.fcntl64 : real.fcntl, fd, cmd, arg);
 }
 
-/* The child must not inherit a lock another thread held at the fork. */
 /* The child must not inherit a lock another thread held at the fork. The
  * locks are taken outermost first (TLS, the fd table, then the start and
- * journal locks, which are taken inside connection locks at run time) and
- * released in the reverse order. */
+ * journal locks, which are taken inside connection locks at run time, and
+ * last the late reader's, which is taken with no other held) and released
+ * in the reverse order. */
 EXPORT pid_t fork(void)
 {
     real_ensure();
@@ -184,14 +188,17 @@ EXPORT pid_t fork(void)
     if (tracking)
         conn_fork_prepare();
     shim_fork_prepare();
+    late_fork(FORK_PREPARE);
     pid_t pid = real.fork();
     int e = errno;
     if (pid == 0) {
+        late_fork(FORK_CHILD);
         shim_fork_child();
         if (tracking)
             conn_fork_child();
         tls_fork(FORK_CHILD);
     } else {
+        late_fork(FORK_PARENT);
         shim_fork_parent();
         if (tracking)
             conn_fork_parent();

@@ -72,9 +72,17 @@ static int wait_writable(void *ctx)
     return r > 0 ? 0 : -1;
 }
 
-static void record(void *ctx, const struct outbound_record *rec)
+/* A request answered without being sent: the application will read that
+ * answer and then end of stream, so the read side is shut. The socket then
+ * polls readable in every way a program can wait (poll, select, epoll,
+ * io_uring), and the real read after our bytes returns 0. */
+static enum outbound_verdict record(void *ctx, const struct outbound_record *rec)
 {
-    flight_record(((struct send_call *)ctx)->c, rec);
+    struct send_call *s = ctx;
+    enum outbound_verdict v = flight_record(s->c, rec);
+    if (v == OUTBOUND_ANSWERED)
+        real.shutdown(s->fd, SHUT_RD);
+    return v;
 }
 
 static void failed(void *ctx, int err)

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,11 +68,13 @@ static const char *const outcome_names[] = {
     [JOURNAL_UNKNOWN] = "unknown",
     [JOURNAL_FAILED] = "failed",
     [JOURNAL_SKIPPED] = "skipped",
+    [JOURNAL_REPLAYED] = "replayed",
+    [JOURNAL_REFUSED] = "refused",
 };
 
 const char *journal_outcome_name(enum journal_outcome outcome)
 {
-    if ((unsigned)outcome > JOURNAL_SKIPPED)
+    if ((unsigned)outcome >= JOURNAL_OUTCOMES)
         return "invalid";
     return outcome_names[outcome];
 }
@@ -80,7 +83,7 @@ int journal_outcome_parse(const char *name, enum journal_outcome *outcome)
 {
     if (!name)
         return -1;
-    for (unsigned i = 0; i <= JOURNAL_SKIPPED; i++) {
+    for (unsigned i = 0; i < JOURNAL_OUTCOMES; i++) {
         if (strcmp(name, outcome_names[i]) == 0) {
             if (outcome)
                 *outcome = (enum journal_outcome)i;
@@ -347,6 +350,66 @@ int journal_prune(struct journal *j, int64_t before_ms, int64_t *deleted)
     int rc = leave(j, j->ops->prune(j->state, before_ms, &n));
     if (deleted)
         *deleted = n;
+    return rc;
+}
+
+/* ---- guard mode ---- */
+
+enum journal_verdict journal_guard_rule(const struct journal_key_state *k,
+                                        const struct journal_guard_rules *rules)
+{
+    if (k->answered)
+        return k->answer_too_large ? JOURNAL_REFUSE_TOO_LARGE : JOURNAL_REPLAY;
+    if (k->in_flight)
+        return rules->may_wait ? JOURNAL_WAIT : JOURNAL_REFUSE_IN_FLIGHT;
+    if (k->unknown && !rules->resend_unknown)
+        return JOURNAL_REFUSE_UNKNOWN;
+    return JOURNAL_SEND;
+}
+
+int journal_process_alive(int pid)
+{
+    /* EPERM: it runs, as another user. */
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+int journal_claim(struct journal *j, const struct journal_attempt *a,
+                  const struct journal_guard_rules *rules,
+                  struct journal_claim *out)
+{
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if (enter(j) < 0)
+        return -1;
+    int rc = a && a->key && *a->key && rules && out
+           ? j->ops->claim(j->state, a, rules, out)
+           : journal_fail("no keyed attempt to claim");
+    return leave(j, rc);
+}
+
+int journal_finish_answer(struct journal *j, int64_t id, int status,
+                          int64_t duration_ms, const char *answer, size_t len,
+                          int too_large)
+{
+    if (enter(j) < 0)
+        return -1;
+    int rc = answer || too_large
+           ? j->ops->finish_answer(j->state, id, status, duration_ms, answer, len,
+                                   too_large)
+           : journal_fail("no answer to record");
+    return leave(j, rc);
+}
+
+int journal_forget(struct journal *j, const char *key, int *attempts)
+{
+    int n = 0;
+    if (enter(j) < 0)
+        return -1;
+    int rc = key && *key ? j->ops->forget(j->state, key, &n)
+                         : journal_fail("no key to forget");
+    rc = leave(j, rc);
+    if (attempts)
+        *attempts = n;
     return rc;
 }
 

@@ -32,8 +32,11 @@ enum journal_outcome {
     JOURNAL_COMPLETED,  /* an answer arrived; status holds its code */
     JOURNAL_UNKNOWN,    /* the connection closed or the process ended first */
     JOURNAL_FAILED,     /* connect refused or reset before anything was sent */
-    JOURNAL_SKIPPED     /* to an enabled host, but not tagged (body too big) */
+    JOURNAL_SKIPPED,    /* to an enabled host, but not tagged (body too big) */
+    JOURNAL_REPLAYED,   /* guard: not sent; the recorded answer was replayed */
+    JOURNAL_REFUSED     /* guard: not sent; the program got a 409 */
 };
+enum { JOURNAL_OUTCOMES = JOURNAL_REFUSED + 1 };
 
 /* Text names, as dump shows them: "pending", "completed", ... */
 const char *journal_outcome_name(enum journal_outcome outcome);
@@ -53,7 +56,7 @@ struct journal_attempt {
     int generation;           /* which operation of this fingerprint (window) */
     int tls;
     int64_t body_len;
-    enum journal_outcome outcome;  /* PENDING, or SKIPPED */
+    enum journal_outcome outcome;  /* PENDING, or SKIPPED (journal_begin) */
 };
 
 /* A row as read back. Strings point into the journal's memory and are valid
@@ -89,7 +92,7 @@ struct journal_host_stats {
     int64_t requests;         /* attempts */
     int64_t keys;             /* distinct keys */
     int64_t retried_keys;     /* keys with more than one attempt */
-    int64_t outcomes[JOURNAL_SKIPPED + 1];
+    int64_t outcomes[JOURNAL_OUTCOMES];
     int64_t status_classes[6]; /* [1]..[5]: 1xx..5xx; [0]: no status */
 };
 
@@ -142,6 +145,73 @@ int journal_prune(struct journal *j, int64_t before_ms, int64_t *deleted);
 
 /* Every PENDING row of process pid becomes outcome (UNKNOWN at exit). */
 int journal_finish_process(struct journal *j, int pid, enum journal_outcome outcome);
+
+/* ---- guard mode ---- */
+
+/* What the journal knows of a key, counting only attempts after its last
+ * journal_forget. */
+struct journal_key_state {
+    int attempts;             /* the highest attempt number so far (0: none) */
+    int64_t first_ms;         /* when the first of them was made (0: none) */
+    int in_flight;            /* pending attempts of processes still alive */
+    int in_flight_pid;        /* one of those processes */
+    int unknown;              /* attempts whose outcome is unknown (a pending
+                                 attempt of a dead process counts here) */
+    int answered;             /* an attempt got a final answer (see
+                                 journal_finish_answer) */
+    int answer_status;
+    int answer_too_large;     /* it was recorded without its bytes */
+};
+
+enum journal_verdict {
+    JOURNAL_SEND,             /* journaled as pending: send it */
+    JOURNAL_REPLAY,           /* journaled as replayed: give the recorded answer */
+    JOURNAL_WAIT,             /* a twin is in flight: nothing journaled; ask again */
+    JOURNAL_REFUSE_UNKNOWN,   /* journaled as refused: an earlier outcome is unknown */
+    JOURNAL_REFUSE_IN_FLIGHT, /* journaled as refused: the twin is still in flight */
+    JOURNAL_REFUSE_TOO_LARGE  /* journaled as refused: the answer was not kept */
+};
+
+struct journal_guard_rules {
+    int may_wait;             /* 0: the wait is over; a twin in flight refuses */
+    int resend_unknown;       /* RETRYSAFE_ON_UNKNOWN=resend */
+};
+
+/* The rule, the same for every backend: a final answer is replayed (or,
+ * kept without its bytes, refused); a twin in flight is waited for; an
+ * unknown outcome refuses unless told to resend; otherwise send. */
+enum journal_verdict journal_guard_rule(const struct journal_key_state *k,
+                                        const struct journal_guard_rules *rules);
+
+struct journal_claim {
+    enum journal_verdict verdict;
+    int64_t id;               /* the row recorded (0 for WAIT) */
+    int attempt;              /* its attempt number */
+    struct journal_key_state state;   /* before this attempt */
+    char *answer;             /* REPLAY: the recorded answer (malloc'd) */
+    size_t answer_len;
+};
+
+/* Guard mode's journal_begin: looks at the key's state, decides by
+ * journal_guard_rule, and records the attempt accordingly, all in one
+ * transaction, so of several processes sending the same request at once
+ * exactly one gets JOURNAL_SEND. a->outcome is ignored. Returns 0 or -1;
+ * on 0 the caller frees out->answer. */
+int journal_claim(struct journal *j, const struct journal_attempt *a,
+                  const struct journal_guard_rules *rules,
+                  struct journal_claim *out);
+
+/* journal_finish(id, COMPLETED, status, duration) and, in the same
+ * transaction, the answer kept for the attempt's key: len bytes of answer,
+ * or too_large (answer NULL) when it was over RETRYSAFE_MAX_RESPONSE. */
+int journal_finish_answer(struct journal *j, int64_t id, int status,
+                          int64_t duration_ms, const char *answer, size_t len,
+                          int too_large);
+
+/* Allows key once more: its attempts so far no longer count (they stay in
+ * the journal) and its answer is dropped. *attempts (may be NULL) gets how
+ * many attempts the key had; 0 when the journal knows no such key. */
+int journal_forget(struct journal *j, const char *key, int *attempts);
 
 /* Around fork(), for a journal kept open by a process that may fork
  * (pthread_atfork order): prepare waits for calls in progress and closes

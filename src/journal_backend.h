@@ -32,7 +32,16 @@ struct journal_ops {
                  void *ctx);
     int (*prune)(void *state, int64_t before_ms, int64_t *deleted);
     int (*finish_process)(void *state, int pid, enum journal_outcome outcome);
+    int (*claim)(void *state, const struct journal_attempt *a,
+                 const struct journal_guard_rules *rules, struct journal_claim *out);
+    int (*finish_answer)(void *state, int64_t id, int status, int64_t duration_ms,
+                         const char *answer, size_t len, int too_large);
+    int (*forget)(void *state, const char *key, int *attempts);
 };
+
+/* Whether process pid still runs (a pending attempt of a dead one has an
+ * unknown outcome). Same machine only. */
+int journal_process_alive(int pid);
 
 extern const struct journal_ops journal_sqlite_ops;
 

@@ -84,6 +84,24 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;"
     "PRAGMA application_id = 1381190220;"   /* APPLICATION_ID */
     "PRAGMA user_version = 1;",
+    /* 1 -> 2: guard mode. answers: the final answer of each key, as the
+     * server sent it (bytes NULL when it was too large to keep). forgets:
+     * `retrysafe forget` - a key's attempts up to after_id no longer
+     * count. */
+    "CREATE TABLE answers("
+    " key TEXT PRIMARY KEY,"
+    " attempt_id INTEGER NOT NULL,"
+    " time_ms INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " too_large INTEGER NOT NULL,"
+    " bytes BLOB);"
+    "CREATE INDEX answers_time ON answers(time_ms);"
+    "CREATE TABLE forgets("
+    " key TEXT PRIMARY KEY,"
+    " after_id INTEGER NOT NULL,"
+    " time_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "PRAGMA user_version = 2;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -94,6 +112,8 @@ enum stmt {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
     ST_NEXT_ATTEMPT, ST_INSERT, ST_OPERATION, ST_FINISH, ST_NEWEST,
     ST_EACH, ST_EACH_NEWEST, ST_STATS, ST_PRUNE, ST_FINISH_PROCESS,
+    ST_BARRIER, ST_KEY_ATTEMPTS, ST_ANSWER, ST_SAVE_ANSWER, ST_KEY_COUNT,
+    ST_FORGET, ST_DROP_ANSWER, ST_PRUNE_ANSWERS, ST_PRUNE_FORGETS,
     ST_COUNT
 };
 
@@ -110,8 +130,10 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT coalesce(max(attempt), 0) + 1 FROM attempts WHERE key = ?1",
     [ST_INSERT] =
         "INSERT INTO attempts(time_ms, pid, exe, method, host, path, key,"
-        " fingerprint, generation, attempt, tls, body_len, outcome)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        " fingerprint, generation, attempt, tls, body_len, outcome, status,"
+        " duration_ms)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15)",
     /* A newer generation replaces the stored one; an attempt of the same
      * one may only move its first attempt earlier; older ones change
      * nothing. */
@@ -137,12 +159,13 @@ static const char *const stmt_sql[ST_COUNT] = {
      * pass as the counts. ?1..?5: the outcome names, in enum order. */
     [ST_STATS] =
         "SELECT host, sum(n), sum(key <> ''), sum(key <> '' AND n > 1),"
-        " sum(o0), sum(o1), sum(o2), sum(o3), sum(o4),"
+        " sum(o0), sum(o1), sum(o2), sum(o3), sum(o4), sum(o5), sum(o6),"
         " sum(s0), sum(s1), sum(s2), sum(s3), sum(s4), sum(s5)"
         " FROM (SELECT host, key, count(*) AS n,"
         "  sum(outcome = ?1) AS o0, sum(outcome = ?2) AS o1,"
         "  sum(outcome = ?3) AS o2, sum(outcome = ?4) AS o3,"
-        "  sum(outcome = ?5) AS o4,"
+        "  sum(outcome = ?5) AS o4, sum(outcome = ?6) AS o5,"
+        "  sum(outcome = ?7) AS o6,"
         "  sum(status NOT BETWEEN 100 AND 599) AS s0,"
         "  sum(status BETWEEN 100 AND 199) AS s1,"
         "  sum(status BETWEEN 200 AND 299) AS s2,"
@@ -156,6 +179,32 @@ static const char *const stmt_sql[ST_COUNT] = {
         " (SELECT id FROM attempts WHERE time_ms < ?1 LIMIT ?2)",
     [ST_FINISH_PROCESS] =
         "UPDATE attempts SET outcome = ?2 WHERE pid = ?1 AND outcome = 'pending'",
+    [ST_BARRIER] =
+        "SELECT after_id FROM forgets WHERE key = ?1",
+    [ST_KEY_ATTEMPTS] =
+        "SELECT id, pid, outcome, time_ms, attempt FROM attempts"
+        " WHERE key = ?1 AND id > ?2 ORDER BY id",
+    [ST_ANSWER] =
+        "SELECT status, too_large, bytes FROM answers"
+        " WHERE key = ?1 AND attempt_id > ?2",
+    /* The key comes from the attempt's own row. */
+    [ST_SAVE_ANSWER] =
+        "INSERT INTO answers(key, attempt_id, time_ms, status, too_large, bytes)"
+        " SELECT key, id, ?2, ?3, ?4, ?5 FROM attempts WHERE id = ?1 AND key <> ''"
+        " ON CONFLICT(key) DO UPDATE SET attempt_id = excluded.attempt_id,"
+        " time_ms = excluded.time_ms, status = excluded.status,"
+        " too_large = excluded.too_large, bytes = excluded.bytes",
+    [ST_KEY_COUNT] =
+        "SELECT count(*), coalesce(max(id), 0) FROM attempts WHERE key = ?1",
+    [ST_FORGET] =
+        "INSERT INTO forgets(key, after_id, time_ms) VALUES(?1, ?2, ?3)"
+        " ON CONFLICT(key) DO UPDATE SET after_id = excluded.after_id,"
+        " time_ms = excluded.time_ms",
+    [ST_DROP_ANSWER] = "DELETE FROM answers WHERE key = ?1",
+    [ST_PRUNE_ANSWERS] = "DELETE FROM answers WHERE time_ms < ?1",
+    /* A barrier is younger than every attempt it hides: once it is older
+     * than the cut, so are they, and they are gone. */
+    [ST_PRUNE_FORGETS] = "DELETE FROM forgets WHERE time_ms < ?1",
 };
 
 struct sq {
@@ -229,7 +278,7 @@ static int commit(struct sq *s, const char *what)
 
 static int valid_outcome(enum journal_outcome outcome)
 {
-    return (unsigned)outcome <= JOURNAL_SKIPPED;
+    return (unsigned)outcome < JOURNAL_OUTCOMES;
 }
 
 /* ---- the file ---- */
@@ -548,8 +597,10 @@ static int next_attempt(struct sq *s, const char *key, int *attempt)
     return rc;
 }
 
+/* outcome and status: the row's whole outcome (an attempt that was never
+ * sent is finished when it is recorded). */
 static int insert_attempt(struct sq *s, const struct journal_attempt *a,
-                          int attempt)
+                          int attempt, enum journal_outcome outcome, int status)
 {
     sqlite3_stmt *st = s->st[ST_INSERT];
     if (sqlite3_bind_int64(st, 1, a->time_ms) ||
@@ -561,7 +612,9 @@ static int insert_attempt(struct sq *s, const struct journal_attempt *a,
         sqlite3_bind_int(st, 10, attempt) ||
         sqlite3_bind_int(st, 11, a->tls != 0) ||
         sqlite3_bind_int64(st, 12, a->body_len) ||
-        bind_text(st, 13, journal_outcome_name(a->outcome)))
+        bind_text(st, 13, journal_outcome_name(outcome)) ||
+        sqlite3_bind_int(st, 14, status) ||
+        sqlite3_bind_int64(st, 15, outcome == JOURNAL_PENDING ? -1 : 0))
         return fail_db(s, "cannot record an attempt in");
     return run(s, ST_INSERT, "cannot record an attempt in");
 }
@@ -576,6 +629,21 @@ static int note_operation(struct sq *s, const struct journal_attempt *a)
     return run(s, ST_OPERATION, "cannot record an operation in");
 }
 
+/* Inside a write transaction: numbers the attempt, inserts its row and
+ * notes its operation (the window's state). */
+static int record_attempt(struct sq *s, const struct journal_attempt *a,
+                          enum journal_outcome outcome, int status, int64_t *id,
+                          int *attempt)
+{
+    int rc = a->key && *a->key ? next_attempt(s, a->key, attempt) : 0;
+    if (rc == 0)
+        rc = insert_attempt(s, a, *attempt, outcome, status);
+    *id = sqlite3_last_insert_rowid(s->db);
+    if (rc == 0 && a->fingerprint && *a->fingerprint)
+        rc = note_operation(s, a);
+    return rc;
+}
+
 /* Numbering and inserting in one IMMEDIATE transaction: two processes
  * retrying the same key at once get distinct attempt numbers. */
 static int sq_begin(void *state, const struct journal_attempt *a, int64_t *id,
@@ -587,14 +655,10 @@ static int sq_begin(void *state, const struct journal_attempt *a, int64_t *id,
     if (!valid_outcome(a->outcome))
         return journal_fail("cannot record an attempt with outcome %d",
                             (int)a->outcome);
+    int64_t rowid = 0;
     if (begin_write(s, what) < 0)
         return -1;
-    int rc = a->key && *a->key ? next_attempt(s, a->key, &n) : 0;
-    if (rc == 0)
-        rc = insert_attempt(s, a, n);
-    int64_t rowid = sqlite3_last_insert_rowid(s->db);
-    if (rc == 0 && a->fingerprint && *a->fingerprint)
-        rc = note_operation(s, a);
+    int rc = record_attempt(s, a, a->outcome, 0, &rowid, &n);
     if (rc == 0)
         rc = commit(s, what);
     if (rc < 0) {
@@ -659,7 +723,211 @@ static int sq_prune(void *state, int64_t before_ms, int64_t *deleted)
         n = sqlite3_changes(s->db);
         *deleted += n;
     }
+    if (sqlite3_bind_int64(s->st[ST_PRUNE_ANSWERS], 1, before_ms) ||
+        sqlite3_bind_int64(s->st[ST_PRUNE_FORGETS], 1, before_ms))
+        return fail_db(s, what);
+    if (run(s, ST_PRUNE_ANSWERS, what) < 0 || run(s, ST_PRUNE_FORGETS, what) < 0)
+        return -1;
     return 0;
+}
+
+/* ---- guard mode ---- */
+
+static const char *text_column(sqlite3_stmt *st, int i);
+
+/* The id up to which key's attempts were forgotten (0: none). */
+static int barrier_of(struct sq *s, const char *key, int64_t *after_id)
+{
+    sqlite3_stmt *st = s->st[ST_BARRIER];
+    int rc = bind_text(st, 1, key) == SQLITE_OK ? sqlite3_step(st) : SQLITE_ERROR;
+    *after_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail_db(s, "cannot read journal");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Counts key's attempts since the barrier into k. A pending attempt of a
+ * process that is gone will never be finished by it: it becomes unknown
+ * here, for dump as much as for the rule. */
+static int read_attempts(struct sq *s, const char *key, int64_t after_id,
+                         struct journal_key_state *k)
+{
+    sqlite3_stmt *st = s->st[ST_KEY_ATTEMPTS];
+    int64_t dead[16];
+    int n_dead = 0, rc;
+    if (bind_text(st, 1, key) || sqlite3_bind_int64(st, 2, after_id))
+        return fail_db(s, "cannot read journal");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        enum journal_outcome o = JOURNAL_UNKNOWN;
+        int pid = sqlite3_column_int(st, 1);
+        journal_outcome_parse(text_column(st, 2), &o);
+        if (!k->first_ms)
+            k->first_ms = sqlite3_column_int64(st, 3);
+        if (sqlite3_column_int(st, 4) > k->attempts)
+            k->attempts = sqlite3_column_int(st, 4);
+        if (o == JOURNAL_PENDING && journal_process_alive(pid)) {
+            k->in_flight++;
+            k->in_flight_pid = pid;
+        } else if (o == JOURNAL_PENDING || o == JOURNAL_UNKNOWN) {
+            k->unknown++;
+            if (o == JOURNAL_PENDING && n_dead < 16)
+                dead[n_dead++] = sqlite3_column_int64(st, 0);
+        }
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail_db(s, "cannot read journal");
+    sqlite3_reset(st);
+    for (int i = 0; rc == 0 && i < n_dead; i++)
+        rc = sq_finish(s, dead[i], JOURNAL_UNKNOWN, 0, -1);
+    return rc;
+}
+
+/* The key's final answer since the barrier, into k (and a copy of its
+ * bytes into out when asked). */
+static int read_answer(struct sq *s, const char *key, int64_t after_id,
+                       struct journal_key_state *k, struct journal_claim *out)
+{
+    sqlite3_stmt *st = s->st[ST_ANSWER];
+    if (bind_text(st, 1, key) || sqlite3_bind_int64(st, 2, after_id))
+        return fail_db(s, "cannot read journal");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        k->answered = 1;
+        k->answer_status = sqlite3_column_int(st, 0);
+        k->answer_too_large = sqlite3_column_int(st, 1) != 0;
+        const void *bytes = sqlite3_column_blob(st, 2);
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        if (!bytes)
+            k->answer_too_large = 1;
+        else if (out && !(out->answer = malloc(len ? len : 1)))
+            rc = journal_fail("cannot read an answer from %s: out of memory",
+                              s->path);
+        else if (out) {
+            memcpy(out->answer, bytes, len);
+            out->answer_len = len;
+        }
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+         : rc == -1 ? -1 : fail_db(s, "cannot read journal");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static const enum journal_outcome verdict_outcome[] = {
+    [JOURNAL_SEND] = JOURNAL_PENDING,
+    [JOURNAL_REPLAY] = JOURNAL_REPLAYED,
+    [JOURNAL_WAIT] = JOURNAL_PENDING,   /* not recorded */
+    [JOURNAL_REFUSE_UNKNOWN] = JOURNAL_REFUSED,
+    [JOURNAL_REFUSE_IN_FLIGHT] = JOURNAL_REFUSED,
+    [JOURNAL_REFUSE_TOO_LARGE] = JOURNAL_REFUSED,
+};
+
+/* Looking and recording in one IMMEDIATE transaction: no other process
+ * can claim the key in between. */
+static int sq_claim(void *state, const struct journal_attempt *a,
+                    const struct journal_guard_rules *rules,
+                    struct journal_claim *out)
+{
+    struct sq *s = state;
+    const char *what = "cannot record an attempt in";
+    int64_t after_id = 0;
+    if (begin_write(s, what) < 0)
+        return -1;
+    int rc = barrier_of(s, a->key, &after_id);
+    if (rc == 0)
+        rc = read_attempts(s, a->key, after_id, &out->state);
+    if (rc == 0)
+        rc = read_answer(s, a->key, after_id, &out->state, out);
+    if (rc == 0) {
+        out->verdict = journal_guard_rule(&out->state, rules);
+        if (out->verdict != JOURNAL_REPLAY) {
+            free(out->answer);
+            out->answer = NULL;
+            out->answer_len = 0;
+        }
+    }
+    if (rc == 0 && out->verdict != JOURNAL_WAIT) {
+        enum journal_outcome o = verdict_outcome[out->verdict];
+        int status = o == JOURNAL_REPLAYED ? out->state.answer_status
+                     : o == JOURNAL_REFUSED ? 409 : 0;
+        rc = record_attempt(s, a, o, status, &out->id, &out->attempt);
+    }
+    if (rc == 0)
+        rc = commit(s, what);
+    if (rc < 0) {
+        rollback(s);
+        free(out->answer);
+        memset(out, 0, sizeof(*out));
+    }
+    return rc;
+}
+
+static int sq_finish_answer(void *state, int64_t id, int status,
+                            int64_t duration_ms, const char *answer, size_t len,
+                            int too_large)
+{
+    struct sq *s = state;
+    sqlite3_stmt *st = s->st[ST_SAVE_ANSWER];
+    const char *what = "cannot record an answer in";
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (len > INT32_MAX)
+        return journal_fail("%s %s: %zu bytes", what, s->path, len);
+    if (begin_write(s, what) < 0)
+        return -1;
+    int rc = sq_finish(s, id, JOURNAL_COMPLETED, status, duration_ms);
+    if (rc == 0 &&
+        (sqlite3_bind_int64(st, 1, id) ||
+         sqlite3_bind_int64(st, 2, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) ||
+         sqlite3_bind_int(st, 3, status) ||
+         sqlite3_bind_int(st, 4, too_large != 0) ||
+         (too_large || !answer ? sqlite3_bind_null(st, 5)
+                               : sqlite3_bind_blob(st, 5, answer, (int)len, SQLITE_STATIC))))
+        rc = fail_db(s, what);
+    if (rc == 0)
+        rc = run(s, ST_SAVE_ANSWER, what);
+    sqlite3_bind_null(st, 5);   /* the statement must not keep the pointer */
+    if (rc == 0)
+        rc = commit(s, what);
+    if (rc < 0)
+        rollback(s);
+    return rc;
+}
+
+static int sq_forget(void *state, const char *key, int *attempts)
+{
+    struct sq *s = state;
+    sqlite3_stmt *count = s->st[ST_KEY_COUNT], *forget = s->st[ST_FORGET];
+    const char *what = "cannot forget a key in";
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (begin_write(s, what) < 0)
+        return -1;
+    int64_t last_id = 0;
+    int rc = bind_text(count, 1, key) == SQLITE_OK ? sqlite3_step(count) : SQLITE_ERROR;
+    if (rc == SQLITE_ROW) {
+        *attempts = sqlite3_column_int(count, 0);
+        last_id = sqlite3_column_int64(count, 1);
+        rc = 0;
+    } else {
+        rc = fail_db(s, what);
+    }
+    sqlite3_reset(count);
+    if (rc == 0 && *attempts > 0) {
+        if (bind_text(forget, 1, key) || sqlite3_bind_int64(forget, 2, last_id) ||
+            sqlite3_bind_int64(forget, 3,
+                               (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) ||
+            bind_text(s->st[ST_DROP_ANSWER], 1, key))
+            rc = fail_db(s, what);
+        if (rc == 0)
+            rc = run(s, ST_FORGET, what);
+        if (rc == 0)
+            rc = run(s, ST_DROP_ANSWER, what);
+    }
+    if (rc == 0)
+        rc = commit(s, what);
+    if (rc < 0)
+        rollback(s);
+    return rc;
 }
 
 /* ---- reading ---- */
@@ -738,10 +1006,10 @@ static void read_stats(sqlite3_stmt *st, struct journal_host_stats *h)
     h->requests = sqlite3_column_int64(st, 1);
     h->keys = sqlite3_column_int64(st, 2);
     h->retried_keys = sqlite3_column_int64(st, 3);
-    for (int i = 0; i <= JOURNAL_SKIPPED; i++)
+    for (int i = 0; i < JOURNAL_OUTCOMES; i++)
         h->outcomes[i] = sqlite3_column_int64(st, 4 + i);
     for (int i = 0; i < 6; i++)
-        h->status_classes[i] = sqlite3_column_int64(st, 4 + JOURNAL_SKIPPED + 1 + i);
+        h->status_classes[i] = sqlite3_column_int64(st, 4 + JOURNAL_OUTCOMES + i);
 }
 
 static int sq_stats(void *state,
@@ -752,7 +1020,7 @@ static int sq_stats(void *state,
     sqlite3_stmt *st = s->st[ST_STATS];
     struct journal_host_stats h;
     int rc = SQLITE_OK;
-    for (int i = 0; i <= JOURNAL_SKIPPED && rc == SQLITE_OK; i++)
+    for (int i = 0; i < JOURNAL_OUTCOMES && rc == SQLITE_OK; i++)
         rc = bind_text(st, 1 + i, journal_outcome_name((enum journal_outcome)i));
     if (rc != SQLITE_OK)
         return fail_db(s, "cannot read journal");
@@ -777,4 +1045,7 @@ const struct journal_ops journal_sqlite_ops = {
     .stats = sq_stats,
     .prune = sq_prune,
     .finish_process = sq_finish_process,
+    .claim = sq_claim,
+    .finish_answer = sq_finish_answer,
+    .forget = sq_forget,
 };

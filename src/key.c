@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ascii.h"
+
 /* 24 bytes = 192 bits = exactly 32 base64 characters, no padding. */
 #define KEY_MAC_BYTES 24
 
@@ -53,11 +55,6 @@ static inline int is_hex(char c)
 }
 
 /* ASCII only: the host's locale must not change a key. */
-static inline char ascii_lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
 /* RFC 3986 reg-name: unreserved, pct-encoded, sub-delims. This excludes
  * spaces, controls, '@' (userinfo does not belong in Host), ':' and '/'. */
 static int reg_name_ok(const char *s, size_t n)

@@ -481,7 +481,8 @@ static const char *target_path(const struct outbound *ob, size_t *len)
 }
 
 /* Derives the request's key (through the window's generation), writes the
- * key line, and tells the recorder before a byte of it leaves. */
+ * key line, and tells the recorder before a byte of it leaves. Returns 0,
+ * 1 when the recorder answered the request itself, or -1. */
 static int build_key_line(struct outbound *ob, const struct outbound_io *io)
 {
     const struct config *cfg = ob->env->cfg;
@@ -536,7 +537,8 @@ static int build_key_line(struct outbound *ob, const struct outbound_io *io)
             .key = key, .fingerprint = fingerprint, .generation = req.generation,
             .tls = ob->tls, .body_len = body_len,
         };
-        io->record(io->ctx, &rec);
+        if (io->record(io->ctx, &rec) == OUTBOUND_ANSWERED)
+            return 1;
     }
     if (log_enabled(CONFIG_LOG_DEBUG))
         log_msg(CONFIG_LOG_DEBUG, "tagged %.*s %.*s with %s", (int)ob->method_len,
@@ -547,7 +549,14 @@ static int build_key_line(struct outbound *ob, const struct outbound_io *io)
 /* The complete request with the key line before the empty line. */
 static void emit_tagged(struct outbound *ob, struct emit *e, const struct outbound_io *io)
 {
-    if (build_key_line(ob, io) != 0) {
+    int built = build_key_line(ob, io);
+    if (built > 0) {
+        /* Answered in the server's place: the request never leaves, and
+         * the application, told to close, has nothing more for us. */
+        ob->passthrough = 1;
+        return;
+    }
+    if (built < 0) {
         log_msg(CONFIG_LOG_WARN, "could not derive a key; request sent untagged");
         emit_held(ob, e, ob->head.len);
         ob->msg = OUTBOUND_PASS;   /* its answer keeps its place (flights) */

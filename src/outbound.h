@@ -41,6 +41,8 @@ struct outbound_record {
     int skipped;             /* passed on untagged */
 };
 
+enum outbound_verdict { OUTBOUND_SEND, OUTBOUND_ANSWERED };
+
 struct outbound_io {
     /* Sends bytes to the real socket: the count sent, or -1 with errno. */
     ssize_t (*send)(void *ctx, const struct iovec *iov, int iovcnt);
@@ -54,8 +56,11 @@ struct outbound_io {
      * NULL or failure: 0. */
     key_generation_fn generation;
     /* A request to an enabled host was decided: tagged and about to be
-     * sent, or skipped. NULL: nothing is recorded. */
-    void (*record)(void *ctx, const struct outbound_record *rec);
+     * sent, or skipped. NULL: nothing is recorded. For a tagged request,
+     * returns OUTBOUND_SEND, or OUTBOUND_ANSWERED when the application got
+     * its answer without it (guard mode: a replay or a 409): the request
+     * is then never sent, and the connection passes the rest through. */
+    enum outbound_verdict (*record)(void *ctx, const struct outbound_record *rec);
     /* The request last recorded could not be sent at all: the connection
      * was refused or reset before its first byte. */
     void (*failed)(void *ctx, int err);

@@ -30,6 +30,7 @@ static struct {
     ssize_t (*send)(gnutls_session_t, const void *, size_t);
     ssize_t (*recv)(gnutls_session_t, void *, size_t);
     void (*deinit)(gnutls_session_t);
+    int (*transport_get_int)(gnutls_session_t);   /* optional (3.1.9) */
 } gtls;
 
 static pthread_mutex_t find_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -61,6 +62,7 @@ static int gnutls_ensure(void)
         FIND(send, "gnutls_record_send");
         FIND(recv, "gnutls_record_recv");
         FIND(deinit, "gnutls_deinit");
+        FIND(transport_get_int, "gnutls_transport_get_int");
             if (gtls.send && gtls.recv && gtls.deinit)
             __atomic_store_n(&gtls.ready, 1, __ATOMIC_RELEASE);
     }
@@ -103,9 +105,16 @@ static int gnutls_wait(void *ctx)
     return -1;
 }
 
-static void gnutls_record(void *ctx, const struct outbound_record *rec)
+/* See tls_record in tls_openssl.c. */
+static enum outbound_verdict gnutls_record(void *ctx, const struct outbound_record *rec)
 {
-    flight_record(((struct gnutls_call *)ctx)->c, rec);
+    struct gnutls_call *g = ctx;
+    enum outbound_verdict v = flight_record(g->c, rec);
+    int fd = v == OUTBOUND_ANSWERED && gtls.transport_get_int
+             ? gtls.transport_get_int(g->session) : -1;
+    if (fd >= 0 && conn_maybe_tracked(fd))   /* a socket, not a stray pointer */
+        real.shutdown(fd, SHUT_RD);
+    return v;
 }
 
 static void gnutls_failed(void *ctx, int err)

@@ -60,9 +60,16 @@ static int tls_wait(void *ctx)
     return fd >= 0 && real.poll(&p, 1, -1) > 0 ? 0 : -1;
 }
 
-static void tls_record(void *ctx, const struct outbound_record *rec)
+/* As for a plain socket (hooks_send.c): the answer is served by SSL_read,
+ * and the shut read side wakes whoever polls the socket. */
+static enum outbound_verdict tls_record(void *ctx, const struct outbound_record *rec)
 {
-    flight_record(((struct tls_call *)ctx)->c, rec);
+    struct tls_call *t = ctx;
+    enum outbound_verdict v = flight_record(t->c, rec);
+    int fd = v == OUTBOUND_ANSWERED && ossl.get_fd ? ossl.get_fd(t->ssl) : -1;
+    if (fd >= 0 && conn_maybe_tracked(fd))   /* a socket, not a stray number */
+        real.shutdown(fd, SHUT_RD);
+    return v;
 }
 
 static void tls_failed(void *ctx, int err)

@@ -62,7 +62,7 @@ static int print_host(void *ctx, const struct journal_host_stats *s)
 {
     struct stats_out *o = ctx;
     const int64_t *sc = s->status_classes;
-    int64_t oc[JOURNAL_SKIPPED + 1];
+    int64_t oc[JOURNAL_OUTCOMES];
     memcpy(oc, s->outcomes, sizeof(oc));
     int64_t gone = orphans_of(&o->orphans, s->host);
     oc[JOURNAL_PENDING] -= gone;
@@ -72,21 +72,24 @@ static int print_host(void *ctx, const struct journal_host_stats *s)
         tool_json_string(o->out, s->host);
         fprintf(o->out, ",\"requests\":%lld,\"keys\":%lld,\"retried_keys\":%lld,"
                 "\"outcomes\":{\"pending\":%lld,\"completed\":%lld,\"unknown\":%lld,"
-                "\"failed\":%lld,\"skipped\":%lld},"
+                "\"failed\":%lld,\"skipped\":%lld,\"replayed\":%lld,\"refused\":%lld},"
                 "\"status\":{\"none\":%lld,\"1xx\":%lld,\"2xx\":%lld,\"3xx\":%lld,"
                 "\"4xx\":%lld,\"5xx\":%lld}}\n",
                 (long long)s->requests, (long long)s->keys, (long long)s->retried_keys,
                 (long long)oc[JOURNAL_PENDING], (long long)oc[JOURNAL_COMPLETED],
                 (long long)oc[JOURNAL_UNKNOWN], (long long)oc[JOURNAL_FAILED],
-                (long long)oc[JOURNAL_SKIPPED], (long long)sc[0], (long long)sc[1],
+                (long long)oc[JOURNAL_SKIPPED], (long long)oc[JOURNAL_REPLAYED],
+                (long long)oc[JOURNAL_REFUSED], (long long)sc[0], (long long)sc[1],
                 (long long)sc[2], (long long)sc[3], (long long)sc[4], (long long)sc[5]);
         return 0;
     }
     tool_table_field(o->out, s->host, 28);
-    fprintf(o->out, " %8lld %6lld %7lld %9lld %7lld %6lld %7lld %7lld %5lld %5lld %5lld\n",
+    fprintf(o->out, " %8lld %6lld %7lld %9lld %7lld %6lld %7lld %8lld %7lld %7lld %5lld %5lld"
+            " %5lld\n",
             (long long)s->requests, (long long)s->keys, (long long)s->retried_keys,
             (long long)oc[JOURNAL_COMPLETED], (long long)oc[JOURNAL_UNKNOWN],
             (long long)oc[JOURNAL_FAILED], (long long)oc[JOURNAL_SKIPPED],
+            (long long)oc[JOURNAL_REPLAYED], (long long)oc[JOURNAL_REFUSED],
             (long long)oc[JOURNAL_PENDING], (long long)sc[2], (long long)sc[4],
             (long long)sc[5]);
     return 0;
@@ -116,8 +119,9 @@ int cmd_stats(int argc, char **argv)
     if (!j)
         return 2;
     if (!o.json)
-        printf("%-28s %8s %6s %7s %9s %7s %6s %7s %7s %5s %5s %5s\n", "host", "requests",
-               "keys", "retried", "completed", "unknown", "failed", "skipped", "pending",
+        printf("%-28s %8s %6s %7s %9s %7s %6s %7s %8s %7s %7s %5s %5s %5s\n", "host",
+               "requests", "keys", "retried", "completed", "unknown", "failed", "skipped",
+               "replayed", "refused", "pending",
                "2xx", "4xx", "5xx");
     struct journal_filter all = { 0 };
     int rc = journal_each(j, &all, count_orphan, &o.orphans);

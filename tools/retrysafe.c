@@ -22,7 +22,11 @@ static const char usage[] =
     "  stats [--json] [--journal P]\n"
     "        per host: requests, retried keys, outcomes, status classes\n"
     "  prune [--journal P] --older-than DUR\n"
-    "        delete attempts older than DUR (30s, 15m, 24h, 7d)\n"
+    "        delete attempts (and recorded answers) older than DUR (30s, 15m,\n"
+    "        24h, 7d)\n"
+    "  forget [--journal P] KEY\n"
+    "        guard mode: let the request with KEY go out once more (its earlier\n"
+    "        attempts, and any recorded answer, no longer count)\n"
     "  doctor PROGRAM\n"
     "        can the shim tag PROGRAM's plain HTTP and HTTPS requests, and if\n"
     "        not, why not; exit 0 both covered, 1 not fully, 2 error\n"
@@ -67,6 +71,8 @@ int main(int argc, char **argv)
         return cmd_stats(argc - 1, argv + 1);
     if (strcmp(cmd, "prune") == 0)
         return cmd_prune(argc - 1, argv + 1);
+    if (strcmp(cmd, "forget") == 0)
+        return cmd_forget(argc - 1, argv + 1);
     if (strcmp(cmd, "doctor") == 0)
         return cmd_doctor(argc - 1, argv + 1);
     tool_error("unknown command '%s'", cmd);

@@ -8,6 +8,7 @@ int cmd_key(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 
 /* Prints "retrysafe: <message>" to stderr and returns 2. */

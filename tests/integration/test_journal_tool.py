@@ -240,12 +240,14 @@ def test_stats_known_sequence(ctx):
     want = {
         a.authority: dict(requests=3, keys=2, retried_keys=1,
                           outcomes=dict(pending=0, completed=3, unknown=0,
-                                        failed=0, skipped=0),
+                                        failed=0, skipped=0, replayed=0,
+                                        refused=0),
                           status={"none": 0, "1xx": 0, "2xx": 3, "3xx": 0,
                                   "4xx": 0, "5xx": 0}),
         b.authority: dict(requests=2, keys=2, retried_keys=0,
                           outcomes=dict(pending=0, completed=2, unknown=0,
-                                        failed=0, skipped=0),
+                                        failed=0, skipped=0, replayed=0,
+                                        refused=0),
                           status={"none": 0, "1xx": 0, "2xx": 0, "3xx": 0,
                                   "4xx": 0, "5xx": 2}),
     }

@@ -13,5 +13,6 @@ Suite *outbound_suite(void);
 Suite *alpn_suite(void);
 Suite *canon_suite(void);
 Suite *journal_suite(void);
+Suite *guard_suite(void);
 
 #endif

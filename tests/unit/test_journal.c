@@ -230,9 +230,10 @@ static void sql_exec(const char *p, const char *sql)
 START_TEST(test_outcome_names)
 {
     static const char *const names[] = {
-        "pending", "completed", "unknown", "failed", "skipped"
+        "pending", "completed", "unknown", "failed", "skipped", "replayed", "refused"
     };
-    for (int i = 0; i <= JOURNAL_SKIPPED; i++) {
+    ck_assert_int_eq(sizeof(names) / sizeof(names[0]), JOURNAL_OUTCOMES);
+    for (int i = 0; i < JOURNAL_OUTCOMES; i++) {
         enum journal_outcome o = JOURNAL_PENDING;
         ck_assert_str_eq(journal_outcome_name((enum journal_outcome)i), names[i]);
         ck_assert_int_eq(journal_outcome_parse(names[i], &o), 0);
@@ -336,7 +337,7 @@ START_TEST(test_reopen_keeps_rows)
     ck_assert_int_eq(begin_ok(j, &a, NULL), 2);
     journal_close(j);
 
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 1);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x52534a4c);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM pragma_journal_mode"
                                    " WHERE journal_mode = 'wal'"), 1);
