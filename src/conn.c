@@ -145,6 +145,7 @@ struct conn *conn_new(const char *peer, const struct outbound_env *env, int tls)
         c->epoll[i].epfd = -1;
     for (int i = 0; i < 4; i++)
         c->fd_list[i] = -1;
+    c->sock_fd = -1;
     outbound_init(&c->out, env, tls, peer);
     live_add(c);
     return c;

@@ -44,6 +44,10 @@ struct conn {
     int fd_list[4];            /* under in_lock: fds naming it (-1: none) */
     dev_t dev;                 /* which socket: fd numbers get reused */
     ino_t ino;
+    int sock_fd;               /* TLS: the socket its records went through
+                                  (-1: not seen); dev and ino name it */
+    int tls_reset_deferred;    /* atomic: an SSL_set_connect_state put off
+                                  (tls_openssl_late.c) */
 
     pthread_mutex_t out_lock;  /* guards out, fastopen_* */
     struct outbound out;

@@ -24,12 +24,22 @@ extern __thread int hooks_in_shim __attribute__((tls_model("initial-exec")));
  * hold before the bytes would be lost with the connection. */
 #define HOOKS_RELEASE_ON_CLOSE_MS 2000
 
+/* Set while SSL_write runs on a TLS connection: the socket its records go
+ * through is learnt on the way (curl's own BIO hides it from SSL_get_fd). */
+extern __thread struct conn *hooks_tls_writer __attribute__((tls_model("initial-exec")));
+void hooks_note_tls_socket(int fd);
+
 /* The connection behind fd, acquired, when the caller's bytes on it are
  * ours to watch; NULL otherwise. */
 static inline struct conn *hooks_tracked(int fd)
 {
-    if (!conn_maybe_tracked(fd) || hooks_in_shim)
+    if (!conn_maybe_tracked(fd))
         return NULL;
+    if (hooks_in_shim) {
+        if (hooks_tls_writer)
+            hooks_note_tls_socket(fd);
+        return NULL;
+    }
     return conn_acquire(fd);
 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "flight.h"
@@ -9,6 +10,18 @@
 #include "outbound.h"
 
 __thread int hooks_in_shim __attribute__((tls_model("initial-exec")));
+__thread struct conn *hooks_tls_writer __attribute__((tls_model("initial-exec")));
+
+void hooks_note_tls_socket(int fd)
+{
+    struct conn *c = hooks_tls_writer;
+    struct stat st;
+    if (c->sock_fd == fd || fstat(fd, &st) != 0)
+        return;
+    c->dev = st.st_dev;
+    c->ino = st.st_ino;
+    c->sock_fd = fd;
+}
 
 __attribute__((constructor)) static void hooks_load(void)
 {

@@ -39,6 +39,7 @@ void tls_fork(enum fork_phase phase)
 {
     /* In a fixed order, the same in every process. */
     tls_openssl_fork(phase);
+    tls_openssl_late_fork(phase);
     tls_gnutls_fork(phase);
     tls_alpn_fork(phase);
     fork_lock(&map_lock, phase);

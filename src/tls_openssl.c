@@ -66,10 +66,19 @@ static enum outbound_verdict tls_record(void *ctx, const struct outbound_record 
 {
     struct tls_call *t = ctx;
     enum outbound_verdict v = flight_record(t->c, rec);
-    int fd = v == OUTBOUND_ANSWERED && ossl.get_fd ? ossl.get_fd(t->ssl) : -1;
-    if (fd >= 0 && conn_maybe_tracked(fd))   /* a socket, not a stray number */
+    int fd = v == OUTBOUND_ANSWERED ? tls_openssl_socket(t->c, t->ssl) : -1;
+    if (fd >= 0)
         real.shutdown(fd, SHUT_RD);
     return v;
+}
+
+int tls_openssl_socket(struct conn *c, SSL *ssl)
+{
+    int fd = ossl.get_fd ? ossl.get_fd(ssl) : -1;
+    if (fd >= 0)
+        return conn_maybe_tracked(fd) ? fd : -1;   /* a socket, not a stray number */
+    fd = c->sock_fd;
+    return fd >= 0 && conn_same_socket(c, fd) ? fd : -1;
 }
 
 static void tls_failed(void *ctx, int err)
@@ -106,6 +115,7 @@ static int write_plaintext(SSL *ssl, const void *buf, size_t num, size_t *writte
     struct conn *c = session(ssl);
     if (!c)
         return -2; /* not ours: the caller passes the call through */
+    tls_openssl_apply_reset(c, ssl);
     int caller_errno = errno;
     hooks_in_shim++;
     pthread_mutex_lock(&c->out_lock);
@@ -116,7 +126,9 @@ static int write_plaintext(SSL *ssl, const void *buf, size_t num, size_t *writte
         .passed = tls_passed, .ctx = &t,
     };
     struct iovec iov = { (void *)buf, num };
+    hooks_tls_writer = c;
     ssize_t r = outbound_write(&c->out, &iov, 1, &io);
+    hooks_tls_writer = NULL;
     long mode = ossl.ctrl ? ossl.ctrl(ssl, OSSL_CTRL_MODE, 0, NULL) : 0;
     int rc = 1;
     if (r >= 0 && ((size_t)r == num || (r > 0 && (mode & OSSL_MODE_ENABLE_PARTIAL_WRITE)))) {
@@ -195,6 +207,7 @@ EXPORT int SSL_read(SSL *ssl, void *buf, int num)
     if (openssl_ensure() != 0)
         return -1;
     struct conn *c = hooks_in_shim ? NULL : tls_map_acquire(ssl);
+    tls_openssl_apply_reset(c, ssl);
     size_t served = num > 0 ? take_answer(c, buf, (size_t)num) : 0;
     int r = served ? (int)served : ossl.read(ssl, buf, num);
     if (!served)
@@ -208,6 +221,7 @@ EXPORT int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes)
     if (openssl_ensure() != 0 || !ossl.read_ex)
         return 0;
     struct conn *c = hooks_in_shim ? NULL : tls_map_acquire(ssl);
+    tls_openssl_apply_reset(c, ssl);
     size_t served = take_answer(c, buf, num);
     int rc;
     if (served) {
@@ -300,6 +314,11 @@ EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX *ctx, const unsigned char *protos, un
  * client speaks HTTP/1.1, which can be tagged. */
 static void before_handshake(SSL *ssl, int client)
 {
+    if (ssl && !hooks_in_shim && __atomic_load_n(&tls_map_count, __ATOMIC_ACQUIRE)) {
+        struct conn *c = tls_map_acquire(ssl);
+        tls_openssl_apply_reset(c, ssl);
+        conn_release(c);
+    }
     if (!ssl || hooks_in_shim || !ossl.get_servername || !ossl.set_alpn_protos ||
         (!client && ossl.is_server && ossl.is_server(ssl)))
         return;

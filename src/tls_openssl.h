@@ -28,6 +28,11 @@ enum {
     OSSL_NAMETYPE_HOST_NAME = 0,
     OSSL_EX_INDEX_SSL = 0,
     OSSL_EX_INDEX_SSL_CTX = 1,
+    OSSL_ERROR_SYSCALL = 5,
+    OSSL_BIO_CTRL_SET_CLOSE = 9,
+    OSSL_BIO_CTRL_GET_CLOSE = 8,
+    OSSL_BIO_NOCLOSE = 0,
+    OSSL_BIO_CLOSE = 1,
 };
 
 typedef void (*ossl_ex_free_fn)(void *parent, void *ptr, void *ad, int idx, long argl,
@@ -52,6 +57,11 @@ struct openssl_calls {
     int (*connect)(SSL *);
     int (*do_handshake)(SSL *);
     int (*get_ex_new_index)(int, long, void *, void *, void *, ossl_ex_free_fn);
+    void (*free)(SSL *);
+    int (*set_fd)(SSL *, int);
+    void *(*get_rbio)(const SSL *);
+    long (*bio_ctrl)(void *, int, long, void *);   /* libcrypto's, through libssl */
+    void (*set_connect_state)(SSL *);
 };
 
 extern struct openssl_calls ossl;
@@ -61,6 +71,15 @@ extern struct openssl_calls ossl;
 int openssl_ensure(void);
 
 void tls_openssl_fork(enum fork_phase phase);
+/* An SSL_set_connect_state we put off (tls_openssl_late.c) happens now:
+ * the application uses the session again after all. */
+void tls_openssl_apply_reset(struct conn *c, SSL *ssl);
+/* The late reader's lock (tls_openssl_late.c): the child starts it afresh. */
+void tls_openssl_late_fork(enum fork_phase phase);
+
+/* The socket under ssl's records (SSL_get_fd, or the one its writes went
+ * through), still naming the same socket; -1 when unknown. */
+int tls_openssl_socket(struct conn *c, SSL *ssl);
 
 /* Asks libssl to tell us when an SSL or SSL_CTX is really freed. */
 void tls_openssl_watch_frees(void);

@@ -41,6 +41,11 @@ static void find_all(void *handle)
     FIND(connect, "SSL_connect");
     FIND(do_handshake, "SSL_do_handshake");
     FIND(get_ex_new_index, "CRYPTO_get_ex_new_index");
+    FIND(free, "SSL_free");
+    FIND(set_fd, "SSL_set_fd");
+    FIND(get_rbio, "SSL_get_rbio");
+    FIND(bio_ctrl, "BIO_ctrl");
+    FIND(set_connect_state, "SSL_set_connect_state");
 }
 
 void tls_openssl_fork(enum fork_phase phase)

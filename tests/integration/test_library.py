@@ -18,7 +18,7 @@ HOOKS = {
     # OpenSSL, interposed (never linked): see src/tls_openssl.c
     "SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex", "SSL_pending",
     "SSL_clear", "SSL_set_alpn_protos", "SSL_CTX_set_alpn_protos",
-    "SSL_connect", "SSL_do_handshake",
+    "SSL_connect", "SSL_do_handshake", "SSL_free", "SSL_set_connect_state",
     # GnuTLS, interposed (never linked): see src/tls_gnutls.c
     "gnutls_record_send", "gnutls_record_recv", "gnutls_deinit",
 }
