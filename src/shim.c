@@ -87,6 +87,9 @@ static int start(void)
         return SHIM_DISABLED;
     }
     journal_off = config.journal && strcmp(config.journal, "off") == 0;
+    if (journal_off && config.mode == CONFIG_MODE_GUARD)
+        log_msg(CONFIG_LOG_WARN, "RETRYSAFE_MODE=guard needs the journal, and "
+                "RETRYSAFE_JOURNAL=off: requests are tagged, not guarded");
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {

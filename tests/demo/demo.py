@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""make demo: the problem retrysafe solves, and the fix, in about 20 s.
+"""make demo: the problem retrysafe solves, and the fix, in about 40 s.
 
-A payment API that honours Idempotency-Key (like Stripe) takes 2 s to
-create a charge. An unmodified curl gives up after 1 s and retries. Without
-retrysafe each retry is a new charge; under `retrysafe run` the retries
-carry the first attempt's key and the customer is charged once.
+A payment API takes 2 s to create a charge. An unmodified curl gives up
+after 1 s and retries. Without retrysafe each retry is a new charge. If the
+API honours Idempotency-Key (like Stripe), `retrysafe run` (tag mode) is
+enough: the retries carry the first attempt's key. If it knows nothing of
+keys, `retrysafe run --mode guard` keeps the first answer when it comes
+late and replays it to the retry, which never reaches the server.
 """
 
 import os
@@ -29,12 +31,17 @@ def plural(n, word):
     return "%d %s%s" % (n, word, "" if n == 1 else "s")
 
 
-def attempt(label, shim, env):
-    server = KeyServer(delay=DELAY)
+def attempt(label, mode, honour_keys, env):
+    server = KeyServer(delay=DELAY, honour_keys=honour_keys)
     url = server.url("/v1/charges")
-    prefix = [TOOL, "run", "--hosts", server.authority, "--"] if shim else []
+    prefix = []
+    if mode:
+        prefix = [TOOL, "run", "--hosts", server.authority]
+        prefix += ["--mode", mode] if mode != "tag" else []
+        prefix += ["--"]
     curl = ["curl", "-sS", "--max-time", "1", "--retry", "3",
-            "--retry-all-errors", "-d", "amount=2000", url]
+            "--retry-delay", "1", "--retry-all-errors", "-d", "amount=2000",
+            url]
     print("%s:" % label)
     print("  $ %s" % " ".join(prefix + curl).replace(ROOT + "/", ""))
     start = time.monotonic()
@@ -49,14 +56,11 @@ def attempt(label, shim, env):
     else:
         err = p.stderr.decode(errors="replace").strip().splitlines()
         outcome = "gave up: " + (err[-1] if err else "exit %d" % p.returncode)
-    print("  curl: %d attempt(s) in %.1f s, %s" % (len(server.requests), took,
-                                                  outcome))
+    print("  curl: finished in %.1f s, %s" % (took, outcome))
     print("  server: %s, %s" % (
-        plural(server.count, "charge"),
-        "Idempotency-Key: " + ", ".join(keys) if keys
-        else "no Idempotency-Key"))
+        plural(len(server.requests), "request"), plural(server.count, "charge")))
     print()
-    return label, server.count, keys
+    return label, server.count
 
 
 def main():
@@ -72,20 +76,31 @@ def main():
            and "proxy" not in k.lower()}
     # The demo keeps its journal and secret to itself.
     env.update(XDG_STATE_HOME=state, RETRYSAFE_LOG="error")
-    print(textwrap.fill(__doc__.strip().split("\n\n")[1], 76))
+    print(textwrap.fill(" ".join(__doc__.strip().split("\n\n")[1].split()),
+                        76))
     print()
     results = []
+    honouring = "API honouring keys"
+    ignorant = "API ignoring keys"
     try:
-        results.append(attempt("without retrysafe", False, env))
-        results.append(attempt("with retrysafe", True, env))
+        for label, mode, honour in (
+                (honouring + ", without retrysafe", None, True),
+                (honouring + ", retrysafe (tag)", "tag", True),
+                (ignorant + ", without retrysafe", None, False),
+                (ignorant + ", retrysafe (tag)", "tag", False),
+                (ignorant + ", retrysafe (guard)", "guard", False)):
+            results.append(attempt(label, mode, honour, env))
     finally:
         shutil.rmtree(state, ignore_errors=True)
-    width = max(len(label) for label, _, _ in results) + 1
-    for label, count, keys in results:
-        print("%-*s %s%s" % (width, label + ":", plural(count, "charge"),
-                             "  (key %s)" % keys[0] if keys else ""))
-    without, with_ = results[0][1], results[1][1]
-    return 0 if with_ == 1 and without > 1 else 1
+    width = max(len(label) for label, _ in results) + 1
+    for label, count in results:
+        print("%-*s %s" % (width, label + ":", plural(count, "charge")))
+    counts = [count for _, count in results]
+    # Without the shim, and with keys alone against a server that ignores
+    # them, the retries charge again; tag and guard mode charge once.
+    ok = (counts[0] > 1 and counts[1] == 1 and counts[2] > 1 and
+          counts[3] > 1 and counts[4] == 1)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
