@@ -564,7 +564,10 @@ static void emit_tagged(struct outbound *ob, struct emit *e, const struct outbou
     }
     size_t blank = ob->info.blank_line_start;
     emit_held(ob, e, blank);
-    emit_add(e, ob->key_line, ob->key_line_len, 1);
+    /* Observe mode journals the key a request would carry, and sends it
+     * as it came. */
+    if (ob->env->cfg->mode != CONFIG_MODE_OBSERVE)
+        emit_add(e, ob->key_line, ob->key_line_len, 1);
     emit_add(e, ob->head.data + blank, ob->head.len - blank, 1);
     e->recorded = io->record != NULL;
 }

@@ -858,3 +858,20 @@ def test_journal_failed_refused_before_sending(ctx):
     # without the shim (a send that reports the bytes as sent turns a
     # refused connection, safe to retry, into a lost answer).
     assert got == ctl, "client saw %r under the shim, %r without" % (got, ctl)
+
+
+def test_observe_mode_journals_without_tagging(ctx):
+    # RETRYSAFE_MODE=observe: the server gets the request byte for byte as
+    # without the shim; the journal records it with the key it would carry.
+    s = ctx.recording_server()
+    run = lambda env: ctx.curl("-d", BODY, s.url(PATH), env=env)
+    _, control = exchange(s, lambda: run(ctx.env))
+    s.clear()
+    _, observed = exchange(s, lambda: run(ctx.shim_env(s.authority,
+                                                        mode="observe")))
+    assert_untagged(observed[0].raw, control[0].raw)
+    rows = ctx.dump()
+    assert len(rows) == 1, _summary(rows)
+    assert_row(rows[0], "observed row", method="POST", host=s.authority,
+               path=PATH, attempt=1, status=200, outcome="completed",
+               key=expected_key("POST", s.authority, PATH, BODY).decode())
