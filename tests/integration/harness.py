@@ -482,7 +482,8 @@ ROW_FIELDS = {"time": str, "pid": int, "exe": str, "method": str, "host": str,
               "path": str, "key": str, "fingerprint": str, "attempt": int,
               "generation": int, "tls": bool, "body_len": int, "status": int,
               "outcome": str, "duration_ms": int}
-OUTCOMES = ("pending", "completed", "unknown", "failed", "skipped")
+OUTCOMES = ("pending", "completed", "unknown", "failed", "skipped", "replayed",
+            "refused")
 
 
 def assert_row(row, what="row", **want):

@@ -673,6 +673,34 @@ http {
         self.stop()
 
 
+class _TLSHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer over TLS: each accepted connection is wrapped and
+    its handshake done in the connection's own thread, so a client that
+    stalls its handshake never holds up the accept loop. ssl_context is set
+    by the owner before the first connection."""
+
+    ssl_context = None
+
+    def finish_request(self, request, client_address):
+        try:
+            ssock = self.ssl_context.wrap_socket(
+                request, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError):
+            return
+        try:
+            ssock.settimeout(10)
+            ssock.do_handshake()
+            ssock.settimeout(None)
+            self.RequestHandlerClass(ssock, client_address, self)
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                ssock.close()
+            except OSError:
+                pass
+
+
 def _free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -696,14 +724,40 @@ class KeyServer:
     Reusing a key with a different request gets 422 and performs nothing,
     as Stripe does. Requests without a key always perform the operation.
     honour_keys=False makes a server that knows nothing of keys.
+
+    Optional, for answers other than the usual small 200 (the defaults give
+    exactly the behaviour above):
+    status       the status of a performed operation's answer: an int, or a
+                 sequence used in turn by the 1st, 2nd, ... performed
+                 operation (its last value for any later one). The side
+                 effect is recorded whatever the status.
+    payload_size pad the JSON answer (a "pad" member of x's) so that its
+                 body is exactly this many bytes (when it is not already
+                 longer).
+    chunked      answer with Transfer-Encoding: chunked (chunks of at most
+                 1000 bytes) instead of Content-Length.
+    tls_certs    a certs.Certs: serve HTTPS (python's ssl, the handshake in
+                 the connection's thread) with its server certificate;
+                 authority and url then say localhost:PORT.
+
+    Every record in requests also has sent_key (the header's value as it
+    arrived, whether or not keys are honoured), status and answer (the exact
+    bytes of the answer sent, head and body; None until it is sent).
     """
 
-    def __init__(self, delay=0.0, header="Idempotency-Key", honour_keys=True):
+    def __init__(self, delay=0.0, header="Idempotency-Key", honour_keys=True,
+                 status=200, payload_size=None, chunked=False,
+                 tls_certs=None):
         self.delay = delay
         self.header = header
         self.honour_keys = honour_keys
+        self.status = status
+        self.payload_size = payload_size
+        self.chunked = chunked
+        self.tls_certs = tls_certs
         self.effects = []      # dicts: n, key, method, path, body
-        self.requests = []     # dicts: key, method, path, body, replayed
+        self.requests = []     # dicts: key, method, path, body, replayed,
+                               # sent_key, status, answer
         self._lock = threading.Condition()
         self._store = {}       # key -> (fingerprint, event, answer)
         self._busy = 0
@@ -720,7 +774,14 @@ class KeyServer:
 
             do_PUT = do_PATCH = do_DELETE = do_GET = do_POST
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls_certs is None:
+            self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        else:
+            self._httpd = _TLSHTTPServer(("127.0.0.1", 0), Handler)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls_certs.chain, tls_certs.key)
+            context.set_alpn_protocols(["http/1.1"])
+            self._httpd.ssl_context = context
         self._httpd.daemon_threads = True
         self.host = "127.0.0.1"
         self.port = self._httpd.server_address[1]
@@ -731,10 +792,15 @@ class KeyServer:
 
     @property
     def authority(self):
+        """host:port as clients write it: localhost:PORT over TLS (the
+        certificate's name), 127.0.0.1:PORT otherwise."""
+        if self.tls_certs is not None:
+            return "localhost:%d" % self.port
         return "%s:%d" % (self.host, self.port)
 
     def url(self, path="/"):
-        return "http://%s%s" % (self.authority, path)
+        scheme = "https" if self.tls_certs is not None else "http"
+        return "%s://%s%s" % (scheme, self.authority, path)
 
     @property
     def count(self):
@@ -779,10 +845,12 @@ class KeyServer:
 
     def _operate(self, h):
         body = self._read_body(h)
-        key = h.headers.get(self.header) if self.honour_keys else None
+        sent_key = h.headers.get(self.header)
+        key = sent_key if self.honour_keys else None
         fp = (h.command, h.path, body)
         record = {"key": key, "method": h.command, "path": h.path,
-                  "body": body, "replayed": False}
+                  "body": body, "replayed": False, "sent_key": sent_key,
+                  "status": None, "answer": None}
         with self._lock:
             self.requests.append(record)
             entry = self._store.get(key) if key is not None else None
@@ -795,13 +863,14 @@ class KeyServer:
         if entry is not None and not owner:
             if entry[0] != fp:
                 self._answer(h, 422, {"error": "idempotency key reused with "
-                                               "a different request"})
+                                               "a different request"},
+                             record=record)
                 return
             entry[1].wait(60)
             record["replayed"] = True
             status, payload = entry[2][0] if entry[2] else (
                 409, {"error": "concurrent request did not finish"})
-            self._answer(h, status, payload, replayed=True)
+            self._answer(h, status, payload, replayed=True, record=record)
             return
         if self.delay:
             time.sleep(self.delay)
@@ -809,20 +878,48 @@ class KeyServer:
             n = len(self.effects) + 1
             self.effects.append({"n": n, "key": key, "method": h.command,
                                  "path": h.path, "body": body})
+            if isinstance(self.status, int):
+                status = self.status
+            else:
+                status = list(self.status)[min(n, len(self.status)) - 1]
         payload = {"id": "ch_%d" % n, "charge": n, "key": key}
         if entry is not None:
-            entry[2].append((200, payload))
+            entry[2].append((status, payload))
             entry[1].set()
-        self._answer(h, 200, payload)
+        self._answer(h, status, payload, record=record)
 
-    def _answer(self, h, status, payload, replayed=False):
+    def _payload_bytes(self, payload):
         data = (json.dumps(payload, sort_keys=True) + "\n").encode()
+        if self.payload_size is not None and len(data) < self.payload_size:
+            payload = dict(payload, pad="")
+            short = self.payload_size - len(
+                (json.dumps(payload, sort_keys=True) + "\n").encode())
+            payload["pad"] = "x" * max(0, short)
+            data = (json.dumps(payload, sort_keys=True) + "\n").encode()
+        return data
+
+    def _answer(self, h, status, payload, replayed=False, record=None):
+        data = self._payload_bytes(payload)
         try:
             h.send_response(status)
             h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(data)))
+            if self.chunked:
+                h.send_header("Transfer-Encoding", "chunked")
+                data = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 1000]),
+                                                    data[i:i + 1000])
+                                for i in range(0, len(data), 1000)) + \
+                    b"0\r\n\r\n"
+            else:
+                h.send_header("Content-Length", str(len(data)))
             if replayed:
                 h.send_header("Idempotent-Replayed", "true")
+            # what end_headers is about to send (BaseHTTPRequestHandler
+            # buffers the head), so a test can compare a replay with it
+            head = b"".join(getattr(h, "_headers_buffer", [])) + b"\r\n"
+            if record is not None:
+                with self._lock:
+                    record["status"] = status
+                    record["answer"] = head + data
             h.end_headers()
             h.wfile.write(data)
             h.wfile.flush()
