@@ -400,16 +400,18 @@ int journal_finish_answer(struct journal *j, int64_t id, int status,
     return leave(j, rc);
 }
 
-int journal_forget(struct journal *j, const char *key, int *attempts)
+int journal_forget(struct journal *j, const char *key, int *attempts, int *answers)
 {
-    int n = 0;
+    int n = 0, a = 0;
     if (enter(j) < 0)
         return -1;
-    int rc = key && *key ? j->ops->forget(j->state, key, &n)
+    int rc = key && *key ? j->ops->forget(j->state, key, &n, &a)
                          : journal_fail("no key to forget");
     rc = leave(j, rc);
     if (attempts)
         *attempts = n;
+    if (answers)
+        *answers = a;
     return rc;
 }
 

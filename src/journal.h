@@ -110,7 +110,8 @@ void journal_close(struct journal *j);
 /* Records an attempt before its first byte leaves. Returns 0 with the row id
  * (always > 0) and the attempt number of its key (1 for the first; always 1
  * for key ""), or -1. id and attempt may be NULL. Attempt numbers of a key
- * are distinct across processes and survive journal_prune. */
+ * are distinct across processes, and survive journal_prune as long as a row
+ * of the key is left. */
 int journal_begin(struct journal *j, const struct journal_attempt *a,
                   int64_t *id, int *attempt);
 
@@ -209,9 +210,10 @@ int journal_finish_answer(struct journal *j, int64_t id, int status,
                           int too_large);
 
 /* Allows key once more: its attempts so far no longer count (they stay in
- * the journal) and its answer is dropped. *attempts (may be NULL) gets how
- * many attempts the key had; 0 when the journal knows no such key. */
-int journal_forget(struct journal *j, const char *key, int *attempts);
+ * the journal) and its recorded answer is dropped. *attempts and *answers
+ * (either may be NULL) get how many attempts and answers (0 or 1) the
+ * journal held for key: both 0 when it knows no such key. */
+int journal_forget(struct journal *j, const char *key, int *attempts, int *answers);
 
 /* Around fork(), for a journal kept open by a process that may fork
  * (pthread_atfork order): prepare waits for calls in progress and closes

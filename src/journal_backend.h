@@ -36,7 +36,7 @@ struct journal_ops {
                  const struct journal_guard_rules *rules, struct journal_claim *out);
     int (*finish_answer)(void *state, int64_t id, int status, int64_t duration_ms,
                          const char *answer, size_t len, int too_large);
-    int (*forget)(void *state, const char *key, int *attempts);
+    int (*forget)(void *state, const char *key, int *attempts, int *answers);
 };
 
 /* Whether process pid still runs (a pending attempt of a dead one has an

@@ -193,9 +193,17 @@ static const char *const stmt_sql[ST_COUNT] = {
         " SELECT key, id, ?2, ?3, ?4, ?5 FROM attempts WHERE id = ?1 AND key <> ''"
         " ON CONFLICT(key) DO UPDATE SET attempt_id = excluded.attempt_id,"
         " time_ms = excluded.time_ms, status = excluded.status,"
-        " too_large = excluded.too_large, bytes = excluded.bytes",
+        " too_large = excluded.too_large, bytes = excluded.bytes"
+        /* A late answer to an older attempt (one forgotten since) must
+         * not replace a newer attempt's. */
+        " WHERE excluded.attempt_id > answers.attempt_id",
+    /* The barrier covers the key's attempts and its answer, even when
+     * prune took the attempts and left the (younger) answer. */
     [ST_KEY_COUNT] =
-        "SELECT count(*), coalesce(max(id), 0) FROM attempts WHERE key = ?1",
+        "SELECT (SELECT count(*) FROM attempts WHERE key = ?1),"
+        " max((SELECT coalesce(max(id), 0) FROM attempts WHERE key = ?1),"
+        "  (SELECT coalesce(max(attempt_id), 0) FROM answers WHERE key = ?1)),"
+        " (SELECT count(*) FROM answers WHERE key = ?1)",
     [ST_FORGET] =
         "INSERT INTO forgets(key, after_id, time_ms) VALUES(?1, ?2, ?3)"
         " ON CONFLICT(key) DO UPDATE SET after_id = excluded.after_id,"
@@ -794,15 +802,17 @@ static int read_answer(struct sq *s, const char *key, int64_t after_id,
         k->answered = 1;
         k->answer_status = sqlite3_column_int(st, 0);
         k->answer_too_large = sqlite3_column_int(st, 1) != 0;
+        /* An empty blob reads back as NULL: only too_large says "none". */
         const void *bytes = sqlite3_column_blob(st, 2);
         size_t len = (size_t)sqlite3_column_bytes(st, 2);
-        if (!bytes)
-            k->answer_too_large = 1;
+        if (k->answer_too_large)
+            ;
         else if (out && !(out->answer = malloc(len ? len : 1)))
             rc = journal_fail("cannot read an answer from %s: out of memory",
                               s->path);
         else if (out) {
-            memcpy(out->answer, bytes, len);
+            if (len)
+                memcpy(out->answer, bytes, len);
             out->answer_len = len;
         }
     }
@@ -893,7 +903,7 @@ static int sq_finish_answer(void *state, int64_t id, int status,
     return rc;
 }
 
-static int sq_forget(void *state, const char *key, int *attempts)
+static int sq_forget(void *state, const char *key, int *attempts, int *answers)
 {
     struct sq *s = state;
     sqlite3_stmt *count = s->st[ST_KEY_COUNT], *forget = s->st[ST_FORGET];
@@ -907,12 +917,13 @@ static int sq_forget(void *state, const char *key, int *attempts)
     if (rc == SQLITE_ROW) {
         *attempts = sqlite3_column_int(count, 0);
         last_id = sqlite3_column_int64(count, 1);
+        *answers = sqlite3_column_int(count, 2);
         rc = 0;
     } else {
         rc = fail_db(s, what);
     }
     sqlite3_reset(count);
-    if (rc == 0 && *attempts > 0) {
+    if (rc == 0 && (*attempts > 0 || *answers > 0)) {
         if (bind_text(forget, 1, key) || sqlite3_bind_int64(forget, 2, last_id) ||
             sqlite3_bind_int64(forget, 3,
                                (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) ||

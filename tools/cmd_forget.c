@@ -29,15 +29,16 @@ int cmd_forget(int argc, char **argv)
     struct journal *j = tool_open_journal(journal_path);
     if (!j)
         return 2;
-    int attempts = 0;
-    int rc = journal_forget(j, key, &attempts);
+    int attempts = 0, answers = 0;
+    int rc = journal_forget(j, key, &attempts, &answers);
+    int known = attempts > 0 || answers > 0;
     if (rc != 0)
         tool_error("forget: %s", journal_error(j));
-    else if (attempts == 0)
+    else if (!known)
         tool_error("forget: the journal has no attempt with key %s", key);
     else
-        printf("forgot %d attempt(s) of %s: its next attempt will be sent\n", attempts,
-               key);
+        printf("forgot %d attempt(s)%s of %s: its next attempt will be sent\n", attempts,
+               answers ? " and the recorded answer" : "", key);
     journal_close(j);
-    return rc != 0 ? 2 : attempts == 0 ? 1 : 0;
+    return rc != 0 ? 2 : known ? 0 : 1;
 }

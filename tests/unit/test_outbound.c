@@ -70,6 +70,10 @@ struct fake_socket {
     int eagain_percent;  /* chance that a send takes nothing */
     long capacity;       /* bytes it takes before EAGAIN; 0: no limit */
     int sends;
+    enum outbound_verdict verdict;   /* what fake_record answers */
+    int records;
+    struct outbound_record last;     /* strings: see fake_record */
+    char key[KEY_CHARS + 1];
 };
 
 static unsigned next_random(unsigned *seed)
@@ -118,6 +122,18 @@ static int fake_wait(void *ctx)
     s->capacity = 0;
     s->eagain_percent = 0;
     return 0;
+}
+
+static enum outbound_verdict fake_record(void *ctx, const struct outbound_record *rec)
+{
+    struct fake_socket *s = ctx;
+    s->records++;
+    s->last = *rec;
+    ck_assert_uint_lt(strlen(rec->key), sizeof(s->key));
+    memcpy(s->key, rec->key, strlen(rec->key) + 1);
+    s->last.key = s->key;
+    s->last.method = s->last.authority = s->last.path = s->last.fingerprint = NULL;
+    return s->verdict;
 }
 
 /* Writes all of data as a careful non-blocking client would: in pieces of
@@ -414,6 +430,182 @@ START_TEST(queued_bytes_keep_one_byte_back)
 }
 END_TEST
 
+/* ---- guard mode: the recorder answers in the server's place ---------- */
+
+static const struct outbound_io recording_io = {
+    .send = fake_send, .answer = fake_answer, .wait_writable = fake_wait,
+    .record = fake_record,
+};
+
+/* Writes data in pieces of piece bytes (0: one call) to a socket that takes
+ * everything; each call must take its whole piece. Returns the sum. */
+static size_t write_pieces(struct fixture *f, struct fake_socket *s,
+                           const char *data, size_t len, size_t piece)
+{
+    struct outbound_io io = recording_io;
+    io.ctx = s;
+    size_t done = 0;
+    while (done < len) {
+        size_t n = piece && piece < len - done ? piece : len - done;
+        struct iovec iov = { (void *)(data + done), n };
+        ssize_t r = outbound_write(&f->ob, &iov, 1, &io);
+        ck_assert_int_eq(r, (ssize_t)n);
+        done += (size_t)r;
+    }
+    return done;
+}
+
+/* The key the request would carry: from what expected_with_key puts in. */
+static void key_in(const char *tagged, const char *header, char key[KEY_CHARS + 1])
+{
+    const char *line = strstr(tagged, header);
+    ck_assert_ptr_nonnull(line);
+    memcpy(key, line + strlen(header) + 2, KEY_CHARS);
+    key[KEY_CHARS] = '\0';
+}
+
+START_TEST(answered_request_never_sent)
+{
+    char *tagged = expected_with_key(post, "POST", "127.0.0.1:8080", "/v1/charges?x=1",
+                                     "amount=2000", 11, "Idempotency-Key", NULL);
+    char key[KEY_CHARS + 1];
+    key_in(tagged, "Idempotency-Key", key);
+    const size_t len = strlen(post);
+    /* 0: one call; else the first call takes split bytes, the second the rest. */
+    for (size_t split = 0; split < len; split++) {
+        struct fixture f;
+        fixture_init(&f, "127.0.0.1:8080", NULL);
+        struct fake_socket s = { .seed = 1, .verdict = OUTBOUND_ANSWERED };
+        size_t sum = write_pieces(&f, &s, post, split ? split : len, 0);
+        ck_assert_int_eq(s.records, split == 0 ? 1 : 0);
+        sum += write_pieces(&f, &s, post + sum, len - sum, 0);
+        ck_assert_uint_eq(sum, len);
+        ck_assert_int_eq(s.records, 1);
+        ck_assert_str_eq(s.key, key);
+        ck_assert_int_eq(s.last.skipped, 0);
+        ck_assert_int_eq(s.sends, 0);
+        ck_assert_uint_eq(s.received.len, 0);
+        ck_assert_int_eq(outbound_holding(&f.ob), 0);
+
+        /* The next request (the same POST) goes out as it came. */
+        ck_assert_uint_eq(write_pieces(&f, &s, post, len, 0), len);
+        assert_received(&s, post);
+        ck_assert_int_eq(s.records, 1);
+        buf_free(&s.received);
+        fixture_free(&f);
+    }
+    free(tagged);
+}
+END_TEST
+
+START_TEST(answered_request_byte_by_byte)
+{
+    static const char get[] = "GET /after HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+    char *tagged = expected_with_key(post, "POST", "127.0.0.1:8080", "/v1/charges?x=1",
+                                     "amount=2000", 11, "Idempotency-Key", NULL);
+    char key[KEY_CHARS + 1], after[512];
+    key_in(tagged, "Idempotency-Key", key);
+    snprintf(after, sizeof(after), "%s%s", get, post);
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", NULL);
+    struct fake_socket s = { .seed = 1, .verdict = OUTBOUND_ANSWERED };
+    ck_assert_uint_eq(write_pieces(&f, &s, post, strlen(post), 1), strlen(post));
+    ck_assert_int_eq(s.records, 1);
+    ck_assert_str_eq(s.key, key);
+    ck_assert_int_eq(s.sends, 0);
+    ck_assert_uint_eq(s.received.len, 0);
+
+    /* What follows, byte by byte too, passes untouched and unrecorded. */
+    ck_assert_uint_eq(write_pieces(&f, &s, after, strlen(after), 1), strlen(after));
+    assert_received(&s, after);
+    ck_assert_int_eq(s.records, 1);
+    buf_free(&s.received);
+    fixture_free(&f);
+    free(tagged);
+}
+END_TEST
+
+START_TEST(answered_with_pipelined_request_in_same_call)
+{
+    char all[512];
+    snprintf(all, sizeof(all), "%s%s", post, post);
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", NULL);
+    struct fake_socket s = { .seed = 1, .verdict = OUTBOUND_ANSWERED };
+    ck_assert_uint_eq(write_pieces(&f, &s, all, strlen(all), 0), strlen(all));
+    /* Only the second reached the socket, as it came. */
+    assert_received(&s, post);
+    ck_assert_int_eq(s.records, 1);
+    buf_free(&s.received);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(answered_after_expect_continue)
+{
+    static const char req[] =
+        "POST /up HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nExpect: 100-continue\r\n"
+        "Content-Length: 5\r\n\r\nhello";
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct fixture f;
+    fixture_init(&f, "127.0.0.1:8080", NULL);
+    struct fake_socket s = { .seed = 1, .verdict = OUTBOUND_ANSWERED };
+    size_t head = strlen(req) - 5;
+    ck_assert_uint_eq(write_pieces(&f, &s, req, head, 0), head);
+    /* Continue answered; the request not decided yet. */
+    ck_assert_uint_eq(s.answered.len, strlen(cont));
+    ck_assert_int_eq(memcmp(s.answered.data, cont, strlen(cont)), 0);
+    ck_assert_int_eq(s.records, 0);
+    ck_assert_uint_eq(s.received.len, 0);
+
+    ck_assert_uint_eq(write_pieces(&f, &s, req + head, 5, 0), 5);
+    ck_assert_int_eq(s.records, 1);
+    ck_assert_uint_eq(s.last.body_len, 5);
+    ck_assert_int_eq(s.sends, 0);
+    ck_assert_uint_eq(s.received.len, 0);
+    ck_assert_uint_eq(s.answered.len, strlen(cont));   /* no second 100 */
+
+    ck_assert_uint_eq(write_pieces(&f, &s, post, strlen(post), 0), strlen(post));
+    assert_received(&s, post);
+    ck_assert_int_eq(s.records, 1);
+    buf_free(&s.received);
+    buf_free(&s.answered);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(record_send_tags_as_before)
+{
+    char *tagged = expected_with_key(post, "POST", "127.0.0.1:8080", "/v1/charges?x=1",
+                                     "amount=2000", 11, "Idempotency-Key", NULL);
+    char key[KEY_CHARS + 1], expected[1024];
+    key_in(tagged, "Idempotency-Key", key);
+    snprintf(expected, sizeof(expected), "%s%s", tagged, tagged);
+    static const size_t pieces[] = { 0, 1, 7 };
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+        struct fixture f;
+        fixture_init(&f, "127.0.0.1:8080", NULL);
+        struct fake_socket s = { .seed = 1, .verdict = OUTBOUND_SEND };
+        ck_assert_uint_eq(write_pieces(&f, &s, post, strlen(post), pieces[i]), strlen(post));
+        assert_received(&s, tagged);
+        ck_assert_int_eq(s.sends, 1);
+        ck_assert_int_eq(s.records, 1);
+        ck_assert_str_eq(s.key, key);
+        ck_assert_int_eq(s.last.skipped, 0);
+        ck_assert_uint_eq(s.last.body_len, 11);
+        ck_assert_uint_eq(s.last.method_len, 4);
+        ck_assert_uint_eq(s.last.path_len, strlen("/v1/charges?x=1"));
+        /* And the next one is decided, tagged and recorded in its turn. */
+        ck_assert_uint_eq(write_pieces(&f, &s, post, strlen(post), pieces[i]), strlen(post));
+        assert_received(&s, expected);
+        ck_assert_int_eq(s.records, 2);
+        buf_free(&s.received);
+        fixture_free(&f);
+    }
+    free(tagged);
+}
+END_TEST
+
 Suite *outbound_suite(void)
 {
     Suite *s = suite_create("outbound");
@@ -430,6 +622,11 @@ Suite *outbound_suite(void)
     tcase_add_test(tc, absolute_form_uses_target_authority);
     tcase_add_test(tc, non_http_after_http_passes_through);
     tcase_add_test(tc, queued_bytes_keep_one_byte_back);
+    tcase_add_test(tc, answered_request_never_sent);
+    tcase_add_test(tc, answered_request_byte_by_byte);
+    tcase_add_test(tc, answered_with_pipelined_request_in_same_call);
+    tcase_add_test(tc, answered_after_expect_continue);
+    tcase_add_test(tc, record_send_tags_as_before);
     suite_add_tcase(s, tc);
     return s;
 }
