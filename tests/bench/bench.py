@@ -87,6 +87,9 @@ def main():
         row("tagged POST, 64 B body, journal off", "req/s", p_off, p_on, p_on / p_off)
         p_off, p_on = side_by_side(post, off, on, "requests_per_s")
         row("tagged POST, 64 B body, SQLite journal", "req/s", p_off, p_on, p_on / p_off)
+        guard = dict(on, RETRYSAFE_MODE="guard")
+        g_off, g_on = side_by_side(post, off, guard, "requests_per_s")
+        row("guarded POST, 64 B body, SQLite journal", "req/s", g_off, g_on, g_on / g_off)
         post_big = [os.path.join(BUILD, "bench", "post_loop"), "1000", "65536"]
         b_off, b_on = side_by_side(post_big, off, on, "requests_per_s")
         row("tagged POST, 64 KiB body, SQLite journal", "req/s", b_off, b_on, b_on / b_off)

@@ -87,7 +87,11 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < requests; i++) {
-        body[0] = (char)('a' + i % 26); /* each request its own key */
+        /* Each request its own key (guard mode would replay a repeat):
+         * the run's pid and the request's number lead the body. */
+        char id[40];
+        int n = snprintf(id, sizeof(id), "%d-%ld-", (int)getpid(), i);
+        memcpy(body, id, (size_t)n < body_bytes ? (size_t)n : body_bytes);
         if (write(fd, head, (size_t)head_len) != head_len ||
             write(fd, body, body_bytes) != (ssize_t)body_bytes)
             return 1;
