@@ -1,5 +1,6 @@
 /* conn.c - fd numbers to tracked connections, and their lifetime. */
 #include "conn.h"
+#include "real.h"
 #include "flight.h"
 
 #include <errno.h>
@@ -362,6 +363,7 @@ void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event)
     if (!c)
         return;
     if (op != EPOLL_CTL_DEL && remember_epfd(epfd) != 0) {
+        __atomic_store_n(&c->epoll_unrecorded, 1, __ATOMIC_RELEASE);
         conn_release(c);
         return;
     }
@@ -383,10 +385,27 @@ void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event)
             slot->epfd = epfd;
             slot->fd = fd;
             slot->event = *event;
+        } else {
+            c->epoll_unrecorded = 1;
         }
     }
     pthread_mutex_unlock(&c->in_lock);
     conn_release(c);
+}
+
+int conn_epoll_drop_fd(struct conn *c, int fd)
+{
+    pthread_mutex_lock(&c->in_lock);
+    int rc = c->epoll_unrecorded ? -1 : 0;
+    for (int i = 0; i < CONN_EPOLL_SLOTS; i++) {
+        struct conn_epoll *slot = &c->epoll[i];
+        if (slot->epfd >= 0 && slot->fd == fd) {
+            real.epoll_ctl(slot->epfd, EPOLL_CTL_DEL, fd, NULL);
+            slot->epfd = -1;
+        }
+    }
+    pthread_mutex_unlock(&c->in_lock);
+    return rc;
 }
 
 int conn_epoll_answers(int epfd, struct epoll_event *events, int max)

@@ -62,6 +62,9 @@ struct conn {
     size_t answer_off;
     int has_answer;            /* atomic: answer holds unread bytes */
     struct conn_epoll epoll[CONN_EPOLL_SLOTS];
+    int epoll_unrecorded;      /* a registration did not fit the slots */
+    int late_dup;              /* atomic: a private dup keeps the socket open
+                                  after the application closes it (late.h) */
 
     /* Requests waiting for their answers, oldest first (see flight.h). */
     struct conn_flight *flights;
@@ -132,6 +135,12 @@ size_t conn_take_answer(struct conn *c, const struct iovec *iov, int iovcnt, int
 int conn_has_answer(int fd);
 
 void conn_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *event);
+/* fd, naming c, is about to be closed while a private dup keeps its socket
+ * open: the registrations of fd in epoll sets, which the kernel would drop
+ * only with the socket, are dropped now, so the application never hears
+ * of the fd again. Returns -1 when some registration may be unknown to us
+ * (then the socket must not outlive the close). */
+int conn_epoll_drop_fd(struct conn *c, int fd);
 /* fd is being closed: if it is an epoll fd we recorded, its registrations
  * die with it. */
 void conn_epoll_closed(int fd);

@@ -60,6 +60,10 @@ void hooks_forget_closing(int fd)
         /* Guard mode: an answer still due is read in the background. */
         late_adopt_socket(c, fd);
     }
+    /* A socket kept open by the late reader: the epoll sets must forget
+     * fd now, since the kernel will not until the socket closes. */
+    if (c && __atomic_load_n(&c->late_dup, __ATOMIC_ACQUIRE))
+        conn_epoll_drop_fd(c, fd);
     conn_release(c);
     errno = e;
 }

@@ -256,7 +256,20 @@ int late_adopt_socket(struct conn *c, int fd)
     if (!cfg || cfg->mode != CONFIG_MODE_GUARD || cfg->late_wait_ms == 0 ||
         !flight_guarded_waiting(c))
         return 0;
+    if (!late_may_outlive(c, fd))
+        return 0;
     late_watch(c, late_private_fd(fd), NULL);
+    return 1;
+}
+
+int late_may_outlive(struct conn *c, int fd)
+{
+    if (conn_epoll_drop_fd(c, fd) != 0) {
+        log_msg(CONFIG_LOG_INFO, "guard: a late answer is not awaited on a socket "
+                "registered in an epoll set we do not know");
+        return 0;
+    }
+    __atomic_store_n(&c->late_dup, 1, __ATOMIC_RELEASE);
     return 1;
 }
 

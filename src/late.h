@@ -42,6 +42,12 @@ int late_watch(struct conn *c, int priv, const struct late_source *src);
  * a guarded answer. Returns 1 when adopted, else 0. */
 int late_adopt_socket(struct conn *c, int fd);
 
+/* The socket behind fd (c's) is about to outlive the application's close
+ * of fd through a private dup: drops fd's epoll registrations now, and
+ * marks c so its close drops any made later. 0 when the socket cannot
+ * safely outlive the close (a registration we do not know of). */
+int late_may_outlive(struct conn *c, int fd);
+
 void late_fork(enum fork_phase phase);
 
 #endif

@@ -551,9 +551,11 @@ static void emit_tagged(struct outbound *ob, struct emit *e, const struct outbou
 {
     int built = build_key_line(ob, io);
     if (built > 0) {
-        /* Answered in the server's place: the request never leaves, and
-         * the application, told to close, has nothing more for us. */
-        ob->passthrough = 1;
+        /* Answered in the server's place, with Connection: close: the
+         * request never leaves, and what the application writes after it
+         * is dropped, as by a server that answered and hung up (its
+         * retries are guarded on their own new connections). */
+        ob->discarding = 1;
         return;
     }
     if (built < 0) {
@@ -704,6 +706,8 @@ static size_t take_passing(struct outbound *ob, struct emit *e, const char *p, s
 static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t len,
                    const struct outbound_io *io)
 {
+    if (ob->discarding)
+        return len;
     if (ob->passthrough) {
         emit_retractable(e, p, len);
         return len;
@@ -762,6 +766,8 @@ ssize_t outbound_write(struct outbound *ob, const struct iovec *iov, int iovcnt,
         return -1;
     if (n == 0)
         return 0;
+    if (ob->discarding && ob->held == 0)
+        return (ssize_t)n;
     if (ob->held > n)
         ob->held = n;
     /* Not HTTP (TLS, say): the kernel's own semantics, nothing copied. */

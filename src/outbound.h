@@ -85,6 +85,9 @@ struct outbound {
 
     struct http_req_parser parser;
     int passthrough;          /* for good: not HTTP, a tunnel, or no memory */
+    int discarding;           /* for good: a request was answered here (guard
+                                 mode) with Connection: close; what follows
+                                 would reach a server that has hung up */
 
     /* The current request. */
     enum outbound_msg msg;

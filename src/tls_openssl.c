@@ -75,10 +75,12 @@ static enum outbound_verdict tls_record(void *ctx, const struct outbound_record 
 int tls_openssl_socket(struct conn *c, SSL *ssl)
 {
     int fd = ossl.get_fd ? ossl.get_fd(ssl) : -1;
-    if (fd >= 0)
-        return conn_maybe_tracked(fd) ? fd : -1;   /* a socket, not a stray number */
-    fd = c->sock_fd;
-    return fd >= 0 && conn_same_socket(c, fd) ? fd : -1;
+    if (fd < 0)
+        fd = c->sock_fd;
+    /* Only the socket the session's records went through: the fd number
+     * may have been closed and reused since (a session freed after its
+     * socket was closed). */
+    return fd >= 0 && c->sock_fd >= 0 && conn_same_socket(c, fd) ? fd : -1;
 }
 
 static void tls_failed(void *ctx, int err)
@@ -126,9 +128,10 @@ static int write_plaintext(SSL *ssl, const void *buf, size_t num, size_t *writte
         .passed = tls_passed, .ctx = &t,
     };
     struct iovec iov = { (void *)buf, num };
+    struct conn *outer = hooks_tls_writer;   /* TLS inside TLS (a proxy) */
     hooks_tls_writer = c;
     ssize_t r = outbound_write(&c->out, &iov, 1, &io);
-    hooks_tls_writer = NULL;
+    hooks_tls_writer = outer;
     long mode = ossl.ctrl ? ossl.ctrl(ssl, OSSL_CTRL_MODE, 0, NULL) : 0;
     int rc = 1;
     if (r >= 0 && ((size_t)r == num || (r > 0 && (mode & OSSL_MODE_ENABLE_PARTIAL_WRITE)))) {

@@ -62,6 +62,10 @@ struct openssl_calls {
     void *(*get_rbio)(const SSL *);
     long (*bio_ctrl)(void *, int, long, void *);   /* libcrypto's, through libssl */
     void (*set_connect_state)(SSL *);
+    void *(*get_wbio)(const SSL *);
+    void (*set_msg_callback)(SSL *, void *);
+    void (*set_info_callback)(SSL *, void *);
+    int (*set_ex_data)(SSL *, int, void *);
 };
 
 extern struct openssl_calls ossl;

@@ -46,6 +46,10 @@ static void find_all(void *handle)
     FIND(get_rbio, "SSL_get_rbio");
     FIND(bio_ctrl, "BIO_ctrl");
     FIND(set_connect_state, "SSL_set_connect_state");
+    FIND(get_wbio, "SSL_get_wbio");
+    FIND(set_msg_callback, "SSL_set_msg_callback");
+    FIND(set_info_callback, "SSL_set_info_callback");
+    FIND(set_ex_data, "SSL_set_ex_data");
 }
 
 void tls_openssl_fork(enum fork_phase phase)

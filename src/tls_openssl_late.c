@@ -10,6 +10,7 @@
  * the application's fd is left for it to close, as it would have been.
  */
 #include <dlfcn.h>
+#include <openssl/err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -36,6 +37,9 @@ static ssize_t late_read(void *arg, void *buf, size_t len)
 {
     SSL *ssl = arg;
     pthread_mutex_lock(&in_openssl);
+    /* SSL_get_error reads the thread's error queue: another session's
+     * failure must not read as this one's. */
+    ERR_clear_error();
     int r = ossl.read(ssl, buf, len > 65536 ? 65536 : (int)len);
     int err = r > 0 ? 0 : ossl.get_error(ssl, r);
     pthread_mutex_unlock(&in_openssl);
@@ -72,17 +76,45 @@ static int take_over_close(SSL *ssl)
     return 1;
 }
 
+/* After SSL_free the application's state is gone, but the session still
+ * holds its callbacks and their arguments (curl -v's message callback,
+ * curl's new-session callback, python's keylog callback find theirs
+ * through the app data): reading on would call into freed memory. The
+ * session's own callbacks are cleared; those of the SSL_CTX (which the
+ * session still uses) find no app data and return, as curl's and
+ * python's do. */
+static int cut_loose(SSL *ssl)
+{
+    if (!ossl.set_msg_callback || !ossl.set_info_callback || !ossl.set_ex_data)
+        return -1;
+    ossl.set_msg_callback(ssl, NULL);
+    ossl.set_info_callback(ssl, NULL);
+    return ossl.set_ex_data(ssl, 0, NULL) == 1 ? 0 : -1;
+}
+
+/* Whether this session can be read on after its free. */
+static int adoptable(SSL *ssl)
+{
+    const struct config *cfg = shim_config();
+    return cfg && cfg->mode == CONFIG_MODE_GUARD && cfg->late_wait_ms > 0 &&
+           ossl.set_fd && ossl.free && ossl.get_rbio && ossl.get_wbio &&
+           /* one BIO for both ways: SSL_set_fd frees exactly one */
+           ossl.get_rbio(ssl) == ossl.get_wbio(ssl);
+}
+
 /* Returns 1 when ssl was handed to the late reader (not to be freed now). */
 static int adopt(SSL *ssl)
 {
-    const struct config *cfg = shim_config();
-    if (!cfg || cfg->mode != CONFIG_MODE_GUARD || cfg->late_wait_ms == 0 ||
-        !ossl.set_fd || !ossl.free)
+    if (!adoptable(ssl))
         return 0;
     struct conn *c = tls_map_acquire(ssl);
     int fd = c && flight_guarded_waiting(c) ? tls_openssl_socket(c, ssl) : -1;
-    int priv = fd >= 0 ? late_private_fd(fd) : -1;
-    if (priv < 0) {
+    struct conn *sock = fd >= 0 ? conn_acquire(fd) : NULL;
+    int priv = sock && late_may_outlive(sock, fd) ? late_private_fd(fd) : -1;
+    conn_release(sock);
+    if (priv < 0 || cut_loose(ssl) != 0) {
+        if (priv >= 0)
+            real.close(priv);
         conn_release(c);
         return 0;
     }
@@ -160,12 +192,18 @@ void tls_openssl_apply_reset(struct conn *c, SSL *ssl)
 {
     if (!c || !__atomic_exchange_n(&c->tls_reset_deferred, 0, __ATOMIC_ACQ_REL))
         return;
+    int e = errno;
+    hooks_in_shim++;
     flight_abandon(c);
     ossl.set_connect_state(ssl);
+    hooks_in_shim--;
+    errno = e;
 }
 
+/* A fork while the late reader is inside OpenSSL would copy OpenSSL's own
+ * locks held: the fork waits for it to come out. Taken before the TLS map's
+ * lock, as at run time (SSL_free runs the map's free callback). */
 void tls_openssl_late_fork(enum fork_phase phase)
 {
-    if (phase == FORK_CHILD)
-        pthread_mutex_init(&in_openssl, NULL);
+    fork_lock(&in_openssl, phase);
 }

@@ -419,9 +419,10 @@ def _curl_retry_control(ctx, delay=1.5, **server):
                                                     k0.count))
 
 
-def _curl_retry_guarded(ctx, **server):
+def _curl_retry_guarded(ctx, curl_args=(), **server):
     k = _server(ctx, delay=1.5, **server)
-    p = _curl(ctx, k, _guard_env(ctx, k), "-i", *CURL_RETRY, check=False)
+    p = _curl(ctx, k, _guard_env(ctx, k), "-i", *CURL_RETRY, *curl_args,
+              check=False)
     k.wait_idle(10)
     key = _key(k)
     assert k.count == 1, "guard: %d side effects, expected 1 (keys seen: %r)" \
@@ -930,6 +931,13 @@ def test_guard_https_curl_timeout_retry_gets_late_answer(ctx):
     _curl_retry_guarded(ctx, tls_certs=certs)
 
 
+@timeout(30)
+def test_guard_https_curl_verbose_late_answer(ctx):
+    # curl -v gives OpenSSL a message callback whose argument curl frees
+    # with the session: the late reader must not call it.
+    _curl_retry_guarded(ctx, curl_args=("-v",), tls_certs=ctx.tls_certs())
+
+
 @timeout(40)
 def test_guard_https_requests_retry_gets_late_answer(ctx):
     _need_requests(ctx)
@@ -1068,3 +1076,98 @@ def test_guard_node_client_gets_replay(ctx):
     assert second == dict(first, replayed="true"), (first, second)
     _assert_rows(_rows(ctx, k), [("completed", 200), ("replayed", 200)],
                  _key(k))
+
+
+# An event loop on epoll that gives up on its request and closes the
+# socket: its epoll set must forget the fd then, even though the shim
+# keeps the socket open to read the late answer. Prints the set's
+# registrations (from /proc/self/fdinfo) right after the close.
+PY_EPOLL_CLOSE = r"""
+import os, select, socket, sys, time
+port, req = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+c = socket.create_connection(("127.0.0.1", port))
+c.setblocking(False)
+ep = select.epoll()
+ep.register(c.fileno(), select.EPOLLIN)
+c.send(req)
+ep.poll(0.3)              # no answer yet: give up
+fd = c.fileno()
+c.close()
+with open("/proc/self/fdinfo/%d" % ep.fileno()) as f:
+    print([l.split()[1] for l in f if l.startswith("tfd:")], flush=True)
+time.sleep(1.5)           # the process lives on: the late answer comes
+"""
+
+
+@timeout(20)
+def test_guard_epoll_set_forgets_closed_fd(ctx):
+    k = _server(ctx, delay=1.0)
+    out = _raw(ctx, k, ctx.env, script=PY_EPOLL_CLOSE)
+    assert out.strip() == b"[]", "control: %r" % out
+    k.wait_idle(5)
+
+    k = _server(ctx, delay=1.0)
+    out = _raw(ctx, k, _guard_env(ctx, k), script=PY_EPOLL_CLOSE)
+    assert out.strip() == b"[]", (
+        "the epoll set still holds the closed fd: %r" % out)
+    k.wait_idle(5)
+    # ...and the late answer was still read and recorded.
+    _assert_rows(_rows(ctx, k), [("completed", 200)], _key(k))
+
+
+def _pipelined(ctx, k, *bodies):
+    """One send of POSTs with these bodies; returns every byte answered,
+    until end of stream or 3 s of silence."""
+    f = ctx.write(b"".join(post_request(k.authority, PATH, b,
+                                        ["Content-Type: " + FORM])
+                           for b in bodies))
+    script = r"""
+import socket, sys
+port, req = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+c = socket.create_connection(("127.0.0.1", port))
+c.settimeout(3)
+c.sendall(req)
+out = b""
+try:
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        out += d
+except socket.timeout:
+    pass
+sys.stdout.buffer.write(out)
+"""
+    return ctx.run([PYTHON, "-c", script, k.port, f], env=_guard_env(ctx, k),
+                   timeout=20).stdout
+
+
+@timeout(20)
+def test_guard_pipelined_behind_unanswered_is_sent(ctx):
+    # B was answered before; A (new) then B pipelined in one send. An answer
+    # given here for B would be read before A's: B goes out tagged instead,
+    # and the client reads both real answers in order.
+    k = _server(ctx)
+    _raw(ctx, k, _guard_env(ctx, k), body="amount=2")          # B, answered
+    out = _pipelined(ctx, k, "amount=1", "amount=2")
+    assert out.count(b"HTTP/1.1 200") == 2, out
+    assert b"Idempotent-Replayed" not in out, out
+    assert [r["body"] for r in k.effects] == [b"amount=2", b"amount=1",
+                                              b"amount=2"], k.effects
+    first, second = (json.loads(part) for part in
+                     re.findall(rb"\r\n\r\n(\{[^\n]*\})\n", out))
+    assert (first["charge"], second["charge"]) == (2, 3), out
+
+
+@timeout(20)
+def test_guard_request_after_replay_is_dropped(ctx):
+    # B (answered before) then C pipelined in one send: B is replayed with
+    # Connection: close and C is dropped, as by a server that answered and
+    # hung up; it never reaches the server.
+    k = _server(ctx)
+    _raw(ctx, k, _guard_env(ctx, k), body="amount=2")          # B, answered
+    out = _pipelined(ctx, k, "amount=2", "amount=3")
+    assert out.count(b"HTTP/1.1 200") == 1, out
+    assert b"Idempotent-Replayed: true" in out, out
+    assert [r["body"] for r in k.effects] == [b"amount=2"], k.effects
+    assert [r["outcome"] for r in _rows(ctx, k)] == ["completed", "replayed"]
