@@ -66,6 +66,7 @@ struct openssl_calls {
     void (*set_msg_callback)(SSL *, void *);
     void (*set_info_callback)(SSL *, void *);
     int (*set_ex_data)(SSL *, int, void *);
+    void (*err_clear)(void);   /* the host's libcrypto's, not ours */
 };
 
 extern struct openssl_calls ossl;

@@ -50,6 +50,7 @@ static void find_all(void *handle)
     FIND(set_msg_callback, "SSL_set_msg_callback");
     FIND(set_info_callback, "SSL_set_info_callback");
     FIND(set_ex_data, "SSL_set_ex_data");
+    FIND(err_clear, "ERR_clear_error");
 }
 
 void tls_openssl_fork(enum fork_phase phase)

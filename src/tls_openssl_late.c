@@ -10,7 +10,6 @@
  * the application's fd is left for it to close, as it would have been.
  */
 #include <dlfcn.h>
-#include <openssl/err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -37,9 +36,10 @@ static ssize_t late_read(void *arg, void *buf, size_t len)
 {
     SSL *ssl = arg;
     pthread_mutex_lock(&in_openssl);
-    /* SSL_get_error reads the thread's error queue: another session's
-     * failure must not read as this one's. */
-    ERR_clear_error();
+    /* SSL_get_error reads the thread's error queue (the host's libcrypto
+     * keeps it): another session's failure must not read as this one's. */
+    if (ossl.err_clear)
+        ossl.err_clear();
     int r = ossl.read(ssl, buf, len > 65536 ? 65536 : (int)len);
     int err = r > 0 ? 0 : ossl.get_error(ssl, r);
     pthread_mutex_unlock(&in_openssl);
