@@ -10,8 +10,12 @@ WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
               -DRETRYSAFE_VERSION='"$(VERSION)"' \
-              -DRETRYSAFE_LIBDIR='"$(PREFIX)/lib/retrysafe"' $(CFLAGS)
+              -DRETRYSAFE_LIBDIR='"$(PREFIX)/lib/retrysafe"' $(CFLAGS) $(DEPS_CFLAGS)
 LIBS    := -lsqlite3 -lcrypto -lpthread -ldl
+# Set by `make musl` (see there); empty for the system's own build.
+DEPS_CFLAGS :=
+TOOL_LDFLAGS :=
+CLIENT_LIBS := -lcurl -lpthread
 
 # The core: every module the shim and the tool share. Hooks, the fd table
 # and the real-symbol lookup exist only in the preloaded library.
@@ -29,7 +33,7 @@ BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 CLIENT_SRC  := $(wildcard tests/integration/clients/*.c)
 CLIENT_BIN  := $(CLIENT_SRC:tests/integration/clients/%.c=$(BUILD)/clients/%)
 
-.PHONY: all test unit integration demo bench install clean
+.PHONY: all test unit integration demo bench install clean musl
 all: $(BUILD)/libretrysafe.so $(BUILD)/retrysafe
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
@@ -45,17 +49,19 @@ $(BUILD)/libretrysafe-core.a: $(CORE_OBJ)
 # hidden so the host's own symbols are never replaced by ours.
 $(BUILD)/libretrysafe.so: $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a src/exports.map
 	$(CC) -shared -o $@ $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a \
-	    -Wl,--version-script=src/exports.map -Wl,-z,nodelete -Wl,-z,defs $(LIBS)
+	    -Wl,--version-script=src/exports.map -Wl,--exclude-libs,ALL \
+	    -Wl,-z,nodelete -Wl,-z,defs $(LIBS)
 
 $(BUILD)/retrysafe: $(wildcard tools/*.c tools/*.h) $(BUILD)/libretrysafe-core.a $(wildcard src/*.h)
-	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $(wildcard tools/*.c) $(BUILD)/libretrysafe-core.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $(wildcard tools/*.c) $(BUILD)/libretrysafe-core.a \
+	    $(TOOL_LDFLAGS) $(LIBS)
 
 $(BUILD)/tests/unit: $(UNIT_SRC) $(BUILD)/libretrysafe-core.a | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $(UNIT_SRC) $(BUILD)/libretrysafe-core.a \
 	    $(CHECK_FLAGS) $(LIBS)
 
 $(BUILD)/clients/%: tests/integration/clients/%.c | $(BUILD)/clients
-	$(CC) $(ALL_CFLAGS) -o $@ $< -lcurl -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CLIENT_LIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread
@@ -66,10 +72,29 @@ unit: $(BUILD)/tests/unit
 integration: all $(CLIENT_BIN)
 	python3 tests/integration/run.py
 
-# Runs the unit suites and the integration suite and ends with one summary
-# line over both.
-test: all $(BUILD)/tests/unit $(CLIENT_BIN)
+# Runs the unit suites and the integration suite (and, where musl-gcc is
+# installed, the musl build's part of it) and ends with one summary line.
+HAVE_MUSL := $(shell command -v musl-gcc 2>/dev/null)
+test: all $(BUILD)/tests/unit $(CLIENT_BIN) $(if $(HAVE_MUSL),musl)
 	tests/run-all
+
+# make musl: build/musl/libretrysafe.so and build/musl/retrysafe for
+# musl-linked programs (Alpine), with Debian's musl-gcc. Debian has no musl
+# builds of SQLite or OpenSSL: scripts/musl-deps.sh builds them from
+# Debian's source packages into MUSL_CACHE, outside the tree, once; they are
+# linked in statically and their symbols stay hidden (the version script and
+# --exclude-libs). The tool is a static binary. On Alpine itself, plain
+# `make` builds against Alpine's own packages.
+MUSL_CACHE ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/retrysafe/musl
+MUSL_DEPS  := $(MUSL_CACHE)/prefix
+MUSL_CLIENTS := $(filter-out build/musl/clients/curl_post,\
+                  $(CLIENT_SRC:tests/integration/clients/%.c=build/musl/clients/%))
+musl:
+	scripts/musl-deps.sh "$(MUSL_CACHE)"
+	$(MAKE) BUILD=build/musl CC=musl-gcc DEPS_CFLAGS="-I$(MUSL_DEPS)/include" \
+	    LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \
+	    TOOL_LDFLAGS=-static CLIENT_LIBS=-lpthread \
+	    build/musl/libretrysafe.so build/musl/retrysafe $(MUSL_CLIENTS)
 
 demo: all
 	python3 tests/demo/demo.py

@@ -20,11 +20,19 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BUILD = os.path.join(ROOT, "build")
+# `run.py --musl` sets RETRYSAFE_TEST_LIBC=musl: the library, the tool and
+# the C clients are then build/musl's, built with musl-gcc (make musl), and
+# only the tests marked @musl run (those whose programs under the shim are
+# all our C clients: a glibc program cannot preload a musl library).
+MUSL = os.environ.get("RETRYSAFE_TEST_LIBC") == "musl"
+BUILD = os.path.join(ROOT, "build", "musl") if MUSL else os.path.join(ROOT,
+                                                                     "build")
 LIB = os.path.join(BUILD, "libretrysafe.so")
 TOOL = os.path.join(BUILD, "retrysafe")
 CLIENT_SRC = os.path.join(HERE, "clients")
 CLIENT_BIN = os.path.join(BUILD, "clients")
+# Clients that need a library Debian has no musl build of.
+GLIBC_ONLY_CLIENTS = {"curl_post"}
 PYTHON = sys.executable
 
 TEST_SECRET = "retrysafe-integration-test-secret"
@@ -42,6 +50,12 @@ _SCRUB = {"LD_PRELOAD", "LD_LIBRARY_PATH", "http_proxy", "HTTP_PROXY",
 
 class Skip(Exception):
     """Raised by a test that cannot run here (a program is missing)."""
+
+
+def musl(fn):
+    """Marks a test that also runs under `run.py --musl`."""
+    fn.musl = True
+    return fn
 
 
 def timeout(seconds):
@@ -504,24 +518,25 @@ def need(program):
     return path
 
 
+def _built(path, how):
+    if not os.path.exists(path):
+        raise AssertionError("%s missing (%s)" % (os.path.relpath(path, ROOT),
+                                                  how))
+    return path
+
+
 def require_lib():
-    if not os.path.exists(LIB):
-        raise AssertionError("build/libretrysafe.so missing (run make)")
+    _built(LIB, "make musl" if MUSL else "run make")
 
 
 def require_tool():
-    if not os.path.exists(TOOL):
-        raise AssertionError("build/retrysafe missing (run make)")
-    return TOOL
+    return _built(TOOL, "make musl" if MUSL else "run make")
 
 
 def client(name):
     """Path of build/clients/NAME (built by run.py or the Makefile)."""
-    path = os.path.join(CLIENT_BIN, name)
-    if not os.path.exists(path):
-        raise AssertionError("build/clients/%s missing (make integration "
-                             "builds it)" % name)
-    return path
+    return _built(os.path.join(CLIENT_BIN, name),
+                  "make musl" if MUSL else "make integration builds it")
 
 
 CLIENT_CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wshadow",
@@ -535,17 +550,17 @@ def build_clients():
     if not os.path.isdir(CLIENT_SRC):
         return errors
     os.makedirs(CLIENT_BIN, exist_ok=True)
-    cc = os.environ.get("CC", "cc")
+    cc = "musl-gcc" if MUSL else os.environ.get("CC", "cc")
+    libs = ["-lpthread"] if MUSL else ["-lcurl", "-lpthread"]
     for fn in sorted(os.listdir(CLIENT_SRC)):
-        if not fn.endswith(".c"):
+        if not fn.endswith(".c") or (MUSL and fn[:-2] in GLIBC_ONLY_CLIENTS):
             continue
         src = os.path.join(CLIENT_SRC, fn)
         out = os.path.join(CLIENT_BIN, fn[:-2])
         if (os.path.exists(out)
                 and os.path.getmtime(out) >= os.path.getmtime(src)):
             continue
-        p = subprocess.run([cc] + CLIENT_CFLAGS + ["-o", out, src, "-lcurl",
-                                                   "-lpthread"],
+        p = subprocess.run([cc] + CLIENT_CFLAGS + ["-o", out, src] + libs,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if p.returncode != 0:
             errors.append("building %s failed:\n%s"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The integration test runner.
 
-usage: python3 tests/integration/run.py [-j N] [-v] [--keep] [--list] [FILTER...]
+usage: python3 tests/integration/run.py [-j N] [-v] [--keep] [--list] [--musl] [FILTER...]
 
 Runs every function test_* of tests/integration/test_*.py whose name (or
 "module.name") contains one of the FILTERs, each in its own process group
@@ -14,6 +14,8 @@ taken and, last, "N passed, N failed" (", N skipped" when some were). Exits
   -v       after a failing test, print everything it wrote
   --keep   keep the temp directories (they are printed)
   --list   print the selected test names and exit
+  --musl   run the tests marked @musl against build/musl (make musl): the
+           shim, tool and C clients built with musl-gcc
 """
 
 import argparse
@@ -30,6 +32,9 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+if "--musl" in sys.argv:
+    # Before the harness is imported: it picks build/musl's files.
+    os.environ["RETRYSAFE_TEST_LIBC"] = "musl"
 
 import harness  # noqa: E402
 
@@ -142,10 +147,13 @@ def main():
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--musl", action="store_true")
     ap.add_argument("filters", nargs="*")
     args = ap.parse_args()
 
     tests = discover()
+    if args.musl:
+        tests = [t for t in tests if getattr(t[2], "musl", False)]
     if args.filters:
         tests = [t for t in tests
                  if any(f in t[1] or f in "%s.%s" % (t[0], t[1])

@@ -5,9 +5,9 @@ the body size limit."""
 
 import random
 
-from harness import (assert_bytes, assert_tagged, client,
-                     control_and_shim, exchange, expected_key, header_values,
-                     insert_header, post_request, remove_header, timeout)
+from harness import (assert_bytes, assert_tagged, client, control_and_shim,
+                     exchange, expected_key, header_values, insert_header,
+                     musl, post_request, remove_header, timeout)
 
 BODY = b"amount=2000&currency=usd"
 JSON = b'{"amount":2000,"currency":"usd","customer":"cus_123"}'
@@ -29,6 +29,7 @@ def test_chunked_body(ctx):
     assert_tagged(got[0].raw, ctl[0].raw, "POST", s.authority, PATH, BODY)
 
 
+@musl
 def test_chunked_body_many_chunks(ctx):
     s = ctx.recording_server()
     body = _letters(300)
@@ -151,6 +152,7 @@ sys.stdout.buffer.write(b",".join(out))
     assert_bytes(ctl[3].raw, got[3].raw, "GET")
 
 
+@musl
 def test_pipelined_posts_one_write(ctx):
     s = ctx.recording_server()
     reqs = [post_request(s.authority, "/p1", b"one=1"),
@@ -179,6 +181,7 @@ def test_pipelined_posts_one_write(ctx):
 
 
 @timeout(20)
+@musl
 def test_nb_writer_3mb_small_sndbuf(ctx):
     s = ctx.recording_server(rcvbuf=16384)
     size = 3 * 1024 * 1024
@@ -220,7 +223,7 @@ def _mode_test(mode):
     def test(ctx):
         _raw_send_test(ctx, ["-m", mode])
     test.__name__ = "test_raw_send_" + mode
-    return test
+    return musl(test)
 
 
 for _mode in ("write", "send", "sendto", "sendmsg", "writev", "sendmmsg"):
@@ -228,6 +231,7 @@ for _mode in ("write", "send", "sendto", "sendmsg", "writev", "sendmmsg"):
 del _mode
 
 
+@musl
 def test_raw_send_fastopen(ctx):
     # sendto(MSG_FASTOPEN) connects and sends in one call.
     s = ctx.recording_server()
@@ -242,38 +246,47 @@ def test_raw_send_fastopen(ctx):
     assert_tagged(got[0].raw, req, "POST", s.authority, PATH, JSON)
 
 
+@musl
 def test_raw_send_write_1_byte_pieces(ctx):
     _raw_send_test(ctx, ["-m", "write", "-s", 1])
 
 
+@musl
 def test_raw_send_send_7_byte_pieces(ctx):
     _raw_send_test(ctx, ["-m", "send", "-s", 7])
 
 
+@musl
 def test_raw_send_sendto_3_byte_pieces(ctx):
     _raw_send_test(ctx, ["-m", "sendto", "-s", 3])
 
 
+@musl
 def test_raw_send_writev_1_byte_iovecs(ctx):
     _raw_send_test(ctx, ["-m", "writev", "-s", 1])
 
 
+@musl
 def test_raw_send_writev_7_byte_iovecs_3_per_call(ctx):
     _raw_send_test(ctx, ["-m", "writev", "-s", 7, "-g", 3])
 
 
+@musl
 def test_raw_send_sendmsg_1_byte_iovecs(ctx):
     _raw_send_test(ctx, ["-m", "sendmsg", "-s", 1])
 
 
+@musl
 def test_raw_send_sendmmsg_7_byte_messages(ctx):
     _raw_send_test(ctx, ["-m", "sendmmsg", "-s", 7])
 
 
+@musl
 def test_raw_send_sendmmsg_1_byte_messages_5_per_call(ctx):
     _raw_send_test(ctx, ["-m", "sendmmsg", "-s", 1, "-g", 5])
 
 
+@musl
 def test_raw_send_split_around_end_of_head(ctx):
     # Pieces ending inside the final CRLF CRLF, at the head/body boundary,
     # and one byte before the end of the body.
@@ -287,12 +300,14 @@ def test_raw_send_split_around_end_of_head(ctx):
         _raw_send_test(ctx, at(*deltas))
 
 
+@musl
 def test_raw_send_slow_pieces(ctx):
     # 60 ms between pieces: the shim must not wait for more than the
     # request needs, nor lose a piece that came late.
     _raw_send_test(ctx, ["-m", "send", "-s", 48, "-d", 60])
 
 
+@musl
 def test_raw_send_large_body_writev(ctx):
     _raw_send_test(ctx, ["-m", "writev", "-s", 65536],
                    body=_letters(1024 * 1024 + 17))
@@ -313,22 +328,26 @@ def _raw_unchanged(ctx, data, args=()):
     assert_bytes(data, bytes(conn.raw), "server stream")
 
 
+@musl
 def test_non_http_binary(ctx):
     data = random.Random(7).randbytes(5000)
     _raw_unchanged(ctx, data)
     _raw_unchanged(ctx, data, ["-m", "writev", "-s", 100])
 
 
+@musl
 def test_non_http_hello_line(ctx):
     _raw_unchanged(ctx, b"HELLO\r\n")
     _raw_unchanged(ctx, b"HELLO\r\nPOST / HTTP/1.1\r\n\r\n", ["-m", "send"])
 
 
+@musl
 def test_non_http_no_newline(ctx):
     # Bytes that could still become a request line, then end of stream.
     _raw_unchanged(ctx, b"POST /incomplete")
 
 
+@musl
 def test_incomplete_post_then_shutdown(ctx):
     # A client that gives up in the middle of a body it announced: every
     # byte it wrote reaches the server when it shuts down its side.
@@ -373,6 +392,7 @@ def test_max_body_exceeded_passes_untagged(ctx):
             assert_bytes(ctl[0].raw, got[0].raw, "%d-byte body:" % size)
 
 
+@musl
 def test_max_body_chunked_exceeded(ctx):
     s = ctx.recording_server()
     body = _letters(3000)

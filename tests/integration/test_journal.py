@@ -18,8 +18,9 @@ import subprocess
 import time
 
 from harness import (PYTHON, assert_row, assert_tagged,
-                     assert_untagged, control_and_shim, default_journal,
-                     exchange, expected_key, header_values, need, timeout)
+                     assert_untagged, client, control_and_shim,
+                     default_journal, exchange, expected_key, header_values,
+                     musl, need, post_request, timeout)
 
 BODY = "amount=2000&currency=usd"
 PATH = "/v1/charges"
@@ -875,3 +876,23 @@ def test_observe_mode_journals_without_tagging(ctx):
     assert_row(rows[0], "observed row", method="POST", host=s.authority,
                path=PATH, attempt=1, status=200, outcome="completed",
                key=expected_key("POST", s.authority, PATH, BODY).decode())
+
+
+@musl
+def test_journal_raw_client_rows(ctx):
+    # A C client (built for glibc, and for musl by `run.py --musl`): two
+    # POSTs on one connection in one writev; one row each, completed.
+    s = ctx.recording_server()
+    reqs = [post_request(s.authority, PATH, b"n=1"),
+            post_request(s.authority, PATH, b"n=2")]
+    f = ctx.write(b"".join(reqs))
+    exchange(s, lambda: ctx.run([client("raw_send"), "-m", "writev", "-n", 2,
+                                 s.host, s.port, f],
+                                env=ctx.shim_env(s.authority)), n=2)
+    rows = ctx.dump()
+    assert len(rows) == 2, _summary(rows)
+    for r, body in zip(rows, (b"n=1", b"n=2")):
+        assert_row(r, "raw_send's row", method="POST", host=s.authority,
+                   path=PATH, attempt=1, status=200, outcome="completed",
+                   body_len=len(body), exe="raw_send",
+                   key=expected_key("POST", s.authority, PATH, body).decode())

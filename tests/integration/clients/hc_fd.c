@@ -80,8 +80,14 @@ static int implicit_close(const char *mode)
         r = dup2(devnull, fd);
     else if (strcmp(mode, "dup3") == 0)
         r = dup3(devnull, fd, O_CLOEXEC);
-    else
+    else {
+#ifdef __GLIBC__
         r = close_range((unsigned)fd, (unsigned)fd, 0);
+#else
+        r = -1;   /* musl has no close_range() wrapper (only the syscall) */
+        errno = ENOSYS;
+#endif
+    }
     report(mode, r);
     report("write", write(fd, "x", 1));
     return 0;
