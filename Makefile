@@ -19,7 +19,7 @@ CLIENT_LIBS := -lcurl -lpthread
 
 # The core: every module the shim and the tool share. Hooks, the fd table
 # and the real-symbol lookup exist only in the preloaded library.
-SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/conn.c src/flight.c src/flight_guard.c src/late.c \
+SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/conn.c src/flight.c src/flight_guard.c src/late.c src/journal_queue.c \
              src/real.c src/shim.c
 CORE_SRC  := $(filter-out $(SHIM_ONLY),$(wildcard src/*.c))
 CORE_OBJ  := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -65,6 +65,10 @@ $(BUILD)/clients/%: tests/integration/clients/%.c | $(BUILD)/clients
 
 $(BUILD)/bench/%: tests/bench/%.c | $(BUILD)/bench
 	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread
+
+# The parser bench drives src/http.c directly: it links the core.
+$(BUILD)/bench/parse_loop: tests/bench/parse_loop.c $(BUILD)/libretrysafe-core.a | $(BUILD)/bench
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(BUILD)/libretrysafe-core.a $(LIBS)
 
 unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit

@@ -24,8 +24,11 @@
 
 #define CONN_EPOLL_SLOTS 2
 
+struct journal_ticket;
+
 struct conn_flight {
-    int64_t id;                /* journal row; 0: a request not journaled */
+    struct journal_ticket *ticket;  /* its journal row (journal_queue.h);
+                                       NULL: a request not journaled */
     int64_t start_ms;          /* monotonic */
     int head;                  /* a HEAD request: its answer has no body */
     int capture;               /* guard mode: its answer is kept for replays */

@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "guard.h"
 #include "journal.h"
+#include "journal_queue.h"
 #include "log.h"
 #include "shim.h"
 
@@ -35,14 +36,11 @@ static void note_awaiting(struct conn *c)
         __atomic_sub_fetch(&flight_awaiting_count, 1, __ATOMIC_ACQ_REL);
 }
 
+/* Queues the flight's outcome; its ticket is used up. */
 static void finish(const struct conn_flight *f, enum journal_outcome outcome, int status)
 {
-    struct journal *j = f->id ? shim_journal() : NULL;
-    if (!j)
-        return;
-    int64_t duration = clock_ms(CLOCK_MONOTONIC) - f->start_ms;
-    if (journal_finish(j, f->id, outcome, status, duration) != 0)
-        shim_journal_trouble(journal_error(j));
+    journal_queue_finish(f->ticket, outcome, status,
+                         clock_ms(CLOCK_MONOTONIC) - f->start_ms);
 }
 
 /* The parser must know whether the answer it reads next is to a HEAD. */
@@ -73,13 +71,11 @@ static void capture_reset(struct conn *c)
 static void complete_oldest(struct conn *c, int status)
 {
     const struct conn_flight *f = &c->flights[0];
-    struct journal *j = f->id && f->capture ? shim_journal() : NULL;
-    if (j && guard_status_is_final(status)) {
+    if (f->ticket && f->capture && guard_status_is_final(status)) {
         int64_t duration = clock_ms(CLOCK_MONOTONIC) - f->start_ms;
         const char *bytes = c->capture_over ? NULL : c->capture.data ? c->capture.data : "";
-        if (journal_finish_answer(j, f->id, status, duration, bytes, c->capture.len,
-                                  c->capture_over) != 0)
-            shim_journal_trouble(journal_error(j));
+        journal_queue_answer(f->ticket, status, duration, bytes, c->capture.len,
+                             c->capture_over);
     } else {
         finish(f, JOURNAL_COMPLETED, status);
     }
@@ -128,7 +124,7 @@ static const struct http_res_callbacks answer_callbacks = {
 };
 
 /* Under in_lock. Returns 0, or -1 when out of memory. */
-static int push(struct conn *c, int64_t id, int head, int capture)
+static int push(struct conn *c, struct journal_ticket *ticket, int head, int capture)
 {
     if (c->n_flights == c->cap_flights) {
         size_t cap = c->cap_flights ? 2 * c->cap_flights : 4;
@@ -141,7 +137,7 @@ static int push(struct conn *c, int64_t id, int head, int capture)
     if (!c->res.cb)
         http_res_init(&c->res, &answer_callbacks, c);
     c->flights[c->n_flights++] =
-        (struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head, capture };
+        (struct conn_flight){ ticket, clock_ms(CLOCK_MONOTONIC), head, capture };
     if (c->n_flights == 1)
         expect_answer_to_oldest(c);
     note_awaiting(c);
@@ -178,7 +174,7 @@ enum outbound_verdict flight_record(struct conn *c, const struct outbound_record
         .outcome = rec->skipped ? JOURNAL_SKIPPED : JOURNAL_PENDING,
     };
     int64_t id = 0;
-    int attempt = 0;
+    struct journal_ticket *ticket = NULL;
     int guard = j && !rec->skipped && cfg && cfg->mode == CONFIG_MODE_GUARD;
     if (guard && __atomic_load_n(&c->awaiting, __ATOMIC_ACQUIRE)) {
         /* Pipelined behind answers not read yet: an answer given here
@@ -188,17 +184,20 @@ enum outbound_verdict flight_record(struct conn *c, const struct outbound_record
         guard = 0;
     }
     if (guard) {
+        /* The claim is written before the request leaves, always. */
         if (flight_guard_claim(c, j, &a, &id) == OUTBOUND_ANSWERED)
             return OUTBOUND_ANSWERED;
-    } else if (j && journal_begin(j, &a, &id, &attempt) != 0) {
-        shim_journal_trouble(journal_error(j));
-        id = 0;
+        ticket = id ? journal_queue_ticket(id) : NULL;
+    } else if (j) {
+        ticket = journal_queue_begin(&a);
     }
-    if (rec->skipped)
+    if (rec->skipped) {
+        journal_queue_drop(ticket);
         return OUTBOUND_SEND;
+    }
     pthread_mutex_lock(&c->in_lock);
-    if (push(c, id, head, guard && id) != 0) {
-        finish(&(struct conn_flight){ id, clock_ms(CLOCK_MONOTONIC), head, 0 },
+    if (push(c, ticket, head, guard && ticket) != 0) {
+        finish(&(struct conn_flight){ ticket, clock_ms(CLOCK_MONOTONIC), head, 0 },
                JOURNAL_UNKNOWN, 0);
         flight_abandon_locked(c);   /* answers can no longer be matched */
     }
@@ -212,7 +211,7 @@ void flight_passed(struct conn *c, int head)
         return;
     /* Its answer comes between those of journaled requests: keep its place. */
     pthread_mutex_lock(&c->in_lock);
-    if (c->n_flights && push(c, 0, head, 0) != 0)
+    if (c->n_flights && push(c, NULL, head, 0) != 0)
         flight_abandon_locked(c);   /* answers can no longer be matched */
     pthread_mutex_unlock(&c->in_lock);
 }
@@ -314,6 +313,8 @@ int flight_guarded_waiting(struct conn *c)
 
 void flight_process_exit(void)
 {
+    /* What is queued first (answers that did come), then the rest. */
+    journal_queue_flush(JOURNAL_BUSY_TIMEOUT_MS);
     struct journal *j = shim_journal_if_open();
     if (j)
         journal_finish_process(j, (int)getpid(), JOURNAL_UNKNOWN);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "hooks.h"
+#include "journal_queue.h"
 #include "late.h"
 #include "shim.h"
 #include "tls_map.h"
@@ -177,6 +178,31 @@ EXPORT int fcntl64(int fd, int cmd, ...)
     void *arg = va_arg(ap, void *);
     va_end(ap);
     return fcntl_common(real.fcntl64 ? real.fcntl64 : real.fcntl, fd, cmd, arg);
+}
+
+/* A process that ends with _exit() (a forked child, often) runs no
+ * destructor: what its journal queue holds is written first, briefly.
+ * Never in a vfork()ed child, which would touch its parent's queue. */
+static void before_exit_now(void)
+{
+    if (hooks_table_is_ours() && !hooks_in_shim)
+        journal_queue_flush_at_exit(HOOKS_RELEASE_ON_CLOSE_MS);
+}
+
+EXPORT void _exit(int status)
+{
+    real_ensure();
+    before_exit_now();
+    real.exit_now(status);
+    __builtin_unreachable();
+}
+
+EXPORT void _Exit(int status)
+{
+    real_ensure();
+    before_exit_now();
+    (real.exit_now_c99 ? real.exit_now_c99 : real.exit_now)(status);
+    __builtin_unreachable();
 }
 
 /* The child must not inherit a lock another thread held at the fork. The

@@ -280,6 +280,11 @@ static int leave(struct journal *j, int rc)
     return rc < 0 ? -1 : 0;
 }
 
+int journal_ping(struct journal *j)
+{
+    return enter(j) < 0 ? -1 : leave(j, 0);
+}
+
 int journal_begin(struct journal *j, const struct journal_attempt *a,
                   int64_t *id, int *attempt)
 {
@@ -351,6 +356,17 @@ int journal_prune(struct journal *j, int64_t before_ms, int64_t *deleted)
     if (deleted)
         *deleted = n;
     return rc;
+}
+
+/* ---- batches ---- */
+
+int journal_apply(struct journal *j, struct journal_op *ops, size_t n)
+{
+    if (enter(j) < 0)
+        return -1;
+    int rc = ops || n == 0 ? (n ? j->ops->apply(j->state, ops, n) : 0)
+                           : journal_fail("no ops to apply");
+    return leave(j, rc);
 }
 
 /* ---- guard mode ---- */

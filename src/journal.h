@@ -147,6 +147,35 @@ int journal_prune(struct journal *j, int64_t before_ms, int64_t *deleted);
 /* Every PENDING row of process pid becomes outcome (UNKNOWN at exit). */
 int journal_finish_process(struct journal *j, int pid, enum journal_outcome outcome);
 
+/* ---- batches ---- */
+
+/* A write, for journal_apply. */
+enum journal_op_kind {
+    JOURNAL_OP_BEGIN,     /* journal_begin(attempt): sets id */
+    JOURNAL_OP_FINISH,    /* journal_finish(id, outcome, status, duration_ms) */
+    JOURNAL_OP_ANSWER     /* journal_finish_answer(id, status, duration_ms,
+                             answer, answer_len, too_large) */
+};
+
+struct journal_op {
+    enum journal_op_kind kind;
+    struct journal_attempt attempt;   /* BEGIN */
+    int64_t id;               /* the row; BEGIN: set by journal_apply */
+    int ref;                  /* >= 0: the row is that of ops[ref], a BEGIN
+                                 of the same batch (id is then ignored) */
+    enum journal_outcome outcome;
+    int status;
+    int64_t duration_ms;
+    const char *answer;
+    size_t answer_len;
+    int too_large;
+};
+
+/* Applies ops in order, all in one transaction: a process's writes of many
+ * requests cost one commit (group commit). An op whose row is gone (id 0,
+ * or pruned) is skipped; any other failure rolls everything back. */
+int journal_apply(struct journal *j, struct journal_op *ops, size_t n);
+
 /* ---- guard mode ---- */
 
 /* What the journal knows of a key, counting only attempts after its last
@@ -225,6 +254,11 @@ int journal_forget(struct journal *j, const char *key, int *attempts, int *answe
 void journal_fork_prepare(struct journal *j);
 void journal_fork_parent(struct journal *j);
 void journal_fork_child(struct journal *j);
+
+/* Opens j's connection now if it is closed (after fork), so that the
+ * files it opens get their fd numbers in the caller's thread, at a time
+ * the caller chooses. Returns 0 or -1. */
+int journal_ping(struct journal *j);
 
 /* The text of this thread's last failed call on j, for warnings ("" if
  * none). Per thread, so another thread's failure never replaces it. */

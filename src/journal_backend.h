@@ -37,6 +37,7 @@ struct journal_ops {
     int (*finish_answer)(void *state, int64_t id, int status, int64_t duration_ms,
                          const char *answer, size_t len, int too_large);
     int (*forget)(void *state, const char *key, int *attempts, int *answers);
+    int (*apply)(void *state, struct journal_op *ops, size_t n);
 };
 
 /* Whether process pid still runs (a pending attempt of a dead one has an

@@ -680,10 +680,10 @@ static int sq_begin(void *state, const struct journal_attempt *a, int64_t *id,
     return 0;
 }
 
-static int sq_finish(void *state, int64_t id, enum journal_outcome outcome,
-                     int status, int64_t duration_ms)
+/* Returns 0, 1 when no row has that id (pruned meanwhile), or -1. */
+static int update_outcome(struct sq *s, int64_t id, enum journal_outcome outcome,
+                          int status, int64_t duration_ms)
 {
-    struct sq *s = state;
     sqlite3_stmt *st = s->st[ST_FINISH];
     const char *what = "cannot record an outcome in";
     if (!valid_outcome(outcome))
@@ -695,10 +695,18 @@ static int sq_finish(void *state, int64_t id, enum journal_outcome outcome,
         return fail_db(s, what);
     if (run(s, ST_FINISH, what) < 0)
         return -1;
-    if (sqlite3_changes(s->db) == 0)
-        return journal_fail("%s %s: no attempt %lld (pruned?)", what, s->path,
-                            (long long)id);
-    return 0;
+    return sqlite3_changes(s->db) == 0;
+}
+
+static int sq_finish(void *state, int64_t id, enum journal_outcome outcome,
+                     int status, int64_t duration_ms)
+{
+    struct sq *s = state;
+    int rc = update_outcome(s, id, outcome, status, duration_ms);
+    if (rc > 0)
+        return journal_fail("cannot record an outcome in %s: no attempt %lld "
+                            "(pruned?)", s->path, (long long)id);
+    return rc;
 }
 
 static int sq_finish_process(void *state, int pid, enum journal_outcome outcome)
@@ -871,20 +879,18 @@ static int sq_claim(void *state, const struct journal_attempt *a,
     return rc;
 }
 
-static int sq_finish_answer(void *state, int64_t id, int status,
-                            int64_t duration_ms, const char *answer, size_t len,
-                            int too_large)
+/* Inside a write transaction: the attempt completed, and its answer is
+ * kept for the key. Returns 0, 1 when the row is gone, or -1. */
+static int save_answer(struct sq *s, int64_t id, int status, int64_t duration_ms,
+                       const char *answer, size_t len, int too_large)
 {
-    struct sq *s = state;
     sqlite3_stmt *st = s->st[ST_SAVE_ANSWER];
     const char *what = "cannot record an answer in";
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     if (len > INT32_MAX)
         return journal_fail("%s %s: %zu bytes", what, s->path, len);
-    if (begin_write(s, what) < 0)
-        return -1;
-    int rc = sq_finish(s, id, JOURNAL_COMPLETED, status, duration_ms);
+    int rc = update_outcome(s, id, JOURNAL_COMPLETED, status, duration_ms);
     if (rc == 0 &&
         (sqlite3_bind_int64(st, 1, id) ||
          sqlite3_bind_int64(st, 2, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) ||
@@ -896,11 +902,69 @@ static int sq_finish_answer(void *state, int64_t id, int status,
     if (rc == 0)
         rc = run(s, ST_SAVE_ANSWER, what);
     sqlite3_bind_null(st, 5);   /* the statement must not keep the pointer */
+    return rc;
+}
+
+static int sq_finish_answer(void *state, int64_t id, int status,
+                            int64_t duration_ms, const char *answer, size_t len,
+                            int too_large)
+{
+    struct sq *s = state;
+    const char *what = "cannot record an answer in";
+    if (begin_write(s, what) < 0)
+        return -1;
+    int rc = save_answer(s, id, status, duration_ms, answer, len, too_large);
+    if (rc > 0)
+        rc = journal_fail("%s %s: no attempt %lld (pruned?)", what, s->path,
+                          (long long)id);
     if (rc == 0)
         rc = commit(s, what);
     if (rc < 0)
         rollback(s);
     return rc;
+}
+
+/* One op of a batch. Returns 0 (or 1: its row is gone, skipped) or -1. */
+static int apply_one(struct sq *s, struct journal_op *ops, struct journal_op *op)
+{
+    int64_t id = op->ref >= 0 ? ops[op->ref].id : op->id;
+    int attempt = 1;
+    switch (op->kind) {
+    case JOURNAL_OP_BEGIN:
+        if (!valid_outcome(op->attempt.outcome))
+            return journal_fail("cannot record an attempt with outcome %d",
+                                (int)op->attempt.outcome);
+        return record_attempt(s, &op->attempt, op->attempt.outcome, 0, &op->id,
+                              &attempt);
+    case JOURNAL_OP_FINISH:
+        return id > 0 ? update_outcome(s, id, op->outcome, op->status, op->duration_ms)
+                      : 1;
+    case JOURNAL_OP_ANSWER:
+        return id > 0 ? save_answer(s, id, op->status, op->duration_ms, op->answer,
+                                    op->answer_len, op->too_large)
+                      : 1;
+    }
+    return journal_fail("unknown journal op %d", (int)op->kind);
+}
+
+static int sq_apply(void *state, struct journal_op *ops, size_t n)
+{
+    struct sq *s = state;
+    const char *what = "cannot record a batch in";
+    if (begin_write(s, what) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc >= 0; i++)
+        rc = apply_one(s, ops, &ops[i]);
+    if (rc >= 0)
+        rc = commit(s, what);
+    if (rc < 0) {
+        rollback(s);
+        for (size_t i = 0; i < n; i++)
+            if (ops[i].kind == JOURNAL_OP_BEGIN)
+                ops[i].id = 0;
+    }
+    return rc < 0 ? -1 : 0;
 }
 
 static int sq_forget(void *state, const char *key, int *attempts, int *answers)
@@ -1059,4 +1123,5 @@ const struct journal_ops journal_sqlite_ops = {
     .claim = sq_claim,
     .finish_answer = sq_finish_answer,
     .forget = sq_forget,
+    .apply = sq_apply,
 };

@@ -197,12 +197,33 @@ static void *late_thread(void *arg)
     }
 }
 
+/* The pipe that wakes the thread, numbered high like the private fds: the
+ * low numbers pipe2() picks are the application's to reuse. */
+static int open_wake_pipe(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -1;
+    wake_pipe[0] = late_private_fd(p[0]);
+    wake_pipe[1] = late_private_fd(p[1]);
+    real.close(p[0]);
+    real.close(p[1]);
+    if (wake_pipe[0] >= 0 && wake_pipe[1] >= 0)
+        return 0;
+    if (wake_pipe[0] >= 0)
+        real.close(wake_pipe[0]);
+    if (wake_pipe[1] >= 0)
+        real.close(wake_pipe[1]);
+    wake_pipe[0] = wake_pipe[1] = -1;
+    return -1;
+}
+
 /* Under late_lock. Signals go to the application's threads, never here. */
 static int start_thread(void)
 {
     if (thread_running)
         return real.write(wake_pipe[1], "", 1) < 0 && errno != EAGAIN ? -1 : 0;
-    if (wake_pipe[0] < 0 && pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    if (wake_pipe[0] < 0 && open_wake_pipe() != 0)
         return -1;
     sigset_t all, old;
     sigfillset(&all);

@@ -45,6 +45,8 @@ void real_init(void)
     RESOLVE(fcntl, "fcntl");
     RESOLVE(fcntl64, "fcntl64");
     RESOLVE(fork, "fork");
+    RESOLVE(exit_now, "_exit");
+    RESOLVE(exit_now_c99, "_Exit");
     RESOLVE(poll, "poll");
     RESOLVE(poll_chk, "__poll_chk");
     RESOLVE(ppoll_chk, "__ppoll_chk");

@@ -51,6 +51,8 @@ struct real_calls {
     int (*fcntl)(int, int, ...);
     int (*fcntl64)(int, int, ...);
     pid_t (*fork)(void);
+    void (*exit_now)(int);           /* _exit */
+    void (*exit_now_c99)(int);       /* _Exit */
     int (*poll)(struct pollfd *, nfds_t, int);
     int (*poll_chk)(struct pollfd *, nfds_t, int, size_t);
     int (*ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "flight.h"
 #include "journal.h"
+#include "journal_queue.h"
 #include "keysource.h"
 #include "location.h"
 #include "secret.h"
@@ -134,10 +135,12 @@ void shim_fork_prepare(void)
     forking_pid = getpid();
     if (journal && journal_pid == forking_pid)
         journal_fork_prepare(journal);
+    journal_queue_fork(FORK_PREPARE);
 }
 
 void shim_fork_parent(void)
 {
+    journal_queue_fork(FORK_PARENT);
     if (journal && journal_pid == forking_pid)
         journal_fork_parent(journal);
     pthread_mutex_unlock(&journal_lock);
@@ -146,6 +149,7 @@ void shim_fork_parent(void)
 
 void shim_fork_child(void)
 {
+    journal_queue_fork(FORK_CHILD);
     if (journal && journal_pid == forking_pid) {
         journal_fork_child(journal);
         journal_pid = getpid();
@@ -171,12 +175,20 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The process's journal and, beside it, the connection journal_queue's
+ * writer uses: both opened here, in the application's thread (see
+ * journal_queue_attach). */
 static void open_journal(void)
 {
     char location[4096], err[512] = "no location for it (HOME unset?)";
     if (location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND)
         journal = journal_open(location, 1, err, sizeof(err));
     if (journal) {
+        struct journal *writer = journal_open(location, 0, err, sizeof(err));
+        if (writer)
+            journal_queue_attach(writer);
+        else
+            shim_journal_trouble(err);
         journal_failed_ms = 0;
         return;
     }

@@ -9,8 +9,9 @@ import subprocess
 from harness import LIB, require_lib
 
 HOOKS = {
-    "connect", "close", "shutdown", "close_range", "dup", "dup2", "dup3",
-    "fcntl", "fcntl64", "fork", "write", "writev", "send", "sendto",
+    "connect", "close", "_exit", "_Exit", "shutdown", "close_range", "dup",
+    "dup2", "dup3", "fcntl", "fcntl64", "fork", "write", "writev", "send",
+    "sendto",
     "sendmsg", "sendmmsg", "sendfile", "sendfile64", "read", "readv",
     "recv", "recvfrom", "recvmsg", "__read_chk", "__recv_chk",
     "__recvfrom_chk", "poll", "ppoll", "__poll_chk", "__ppoll_chk",

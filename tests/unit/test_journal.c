@@ -1786,6 +1786,57 @@ START_TEST(test_guard_answer_edges)
 }
 END_TEST
 
+/* journal_apply: a batch in one transaction, outcomes referring to rows of
+ * the same batch or of earlier ones; a gone row is skipped. */
+START_TEST(test_apply_batch)
+{
+    struct journal *j = open_ok(path, 1);
+    struct journal_attempt a = guard_attempt("k-b1", 1000), b = guard_attempt("k-b2", 1001);
+    struct journal_op ops[] = {
+        { .kind = JOURNAL_OP_BEGIN, .attempt = a, .ref = -1 },
+        { .kind = JOURNAL_OP_BEGIN, .attempt = b, .ref = -1 },
+        { .kind = JOURNAL_OP_FINISH, .ref = 0, .outcome = JOURNAL_COMPLETED,
+          .status = 201, .duration_ms = 7 },
+        { .kind = JOURNAL_OP_FINISH, .id = 999999, .ref = -1,
+          .outcome = JOURNAL_UNKNOWN },                       /* no such row */
+        { .kind = JOURNAL_OP_ANSWER, .ref = 1, .status = 200, .duration_ms = 9,
+          .answer = "HTTP/1.1 200 OK\r\n\r\n", .answer_len = 19 },
+    };
+    ck_assert_int_eq(journal_apply(j, ops, 5), 0);
+    ck_assert_int_gt(ops[0].id, 0);
+    ck_assert_int_eq(ops[1].id, ops[0].id + 1);
+    struct seen first = row_by_id(j, ops[0].id), second = row_by_id(j, ops[1].id);
+    ck_assert_int_eq(first.row.outcome, JOURNAL_COMPLETED);
+    ck_assert_int_eq(first.row.status, 201);
+    ck_assert_int_eq(first.row.duration_ms, 7);
+    ck_assert_int_eq(second.row.outcome, JOURNAL_COMPLETED);
+    ck_assert_int_eq(count_rows(j), 2);
+    struct journal_claim c;
+    ck_assert_int_eq(claim_ok(j, &b, 1, 0, &c), JOURNAL_REPLAY);
+    ck_assert_uint_eq(c.answer_len, 19);
+    free(c.answer);
+
+    /* A later batch refers to a row by id. */
+    struct journal_op later = { .kind = JOURNAL_OP_FINISH, .id = ops[0].id, .ref = -1,
+                                .outcome = JOURNAL_UNKNOWN };
+    ck_assert_int_eq(journal_apply(j, &later, 1), 0);
+    ck_assert_int_eq(row_by_id(j, ops[0].id).row.outcome, JOURNAL_UNKNOWN);
+
+    /* A failing op rolls the whole batch back; its BEGINs get no id. */
+    struct journal_attempt bad = guard_attempt("k-b3", 1002);
+    bad.outcome = (enum journal_outcome)42;
+    struct journal_op failing[] = {
+        { .kind = JOURNAL_OP_BEGIN, .attempt = guard_attempt("k-b4", 1003), .ref = -1 },
+        { .kind = JOURNAL_OP_BEGIN, .attempt = bad, .ref = -1 },
+    };
+    ck_assert_int_eq(journal_apply(j, failing, 2), -1);
+    ck_assert_int_eq(failing[0].id, 0);
+    ck_assert_int_eq(count_rows(j), 3);   /* 2 + the replayed claim */
+    ck_assert_int_eq(journal_apply(j, NULL, 0), 0);
+    journal_close(j);
+}
+END_TEST
+
 Suite *journal_suite(void)
 {
     Suite *s = suite_create("journal");
@@ -1837,6 +1888,7 @@ Suite *journal_suite(void)
     tcase_add_test(tc, test_prune_answers);
     tcase_add_test(tc, test_guard_stats);
     tcase_add_test(tc, test_guard_answer_edges);
+    tcase_add_test(tc, test_apply_batch);
     tcase_add_test(tc, test_v1_journal_migrates);
     tcase_add_test(tc, test_claim_race);
     return s;
