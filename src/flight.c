@@ -2,6 +2,7 @@
 #include "flight.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -314,7 +315,13 @@ int flight_guarded_waiting(struct conn *c)
 void flight_process_exit(void)
 {
     /* What is queued first (answers that did come), then the rest. */
-    journal_queue_flush(JOURNAL_BUSY_TIMEOUT_MS);
+    size_t left = journal_queue_flush(JOURNAL_BUSY_TIMEOUT_MS);
+    if (left) {
+        char why[96];
+        snprintf(why, sizeof(why), "the process ended with %zu row(s) not yet "
+                 "written (the journal stayed locked)", left);
+        shim_journal_trouble(why);
+    }
     struct journal *j = shim_journal_if_open();
     if (j)
         journal_finish_process(j, (int)getpid(), JOURNAL_UNKNOWN);

@@ -4,13 +4,24 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "hooks.h"
 #include "shim.h"
+
+/* Busy waits (JOURNAL_BUSY_TIMEOUT_MS each) before a batch is given up. */
+#define WRITE_TRIES 5
+/* A batch is written once this many rows are queued, or GATHER_MS after
+ * its first: a commit costs the same for one row as for hundreds, and a
+ * busy client would otherwise wake the writer, and commit, per row. */
+#define BATCH_FULL 256
+#define GATHER_MS 2
+/* Rows queued at most: past this, the thread that queues waits for the
+ * writer. Under more load than the journal can take, requests slow down
+ * to its pace rather than rows being dropped or memory growing. */
+#define QUEUE_MAX 4096
 
 struct journal_ticket {
     int refs;                  /* atomic: the caller's, and each queued op's */
@@ -38,10 +49,11 @@ static pthread_cond_t queue_ready = PTHREAD_COND_INITIALIZER;  /* ops to write *
 static pthread_cond_t queue_done = PTHREAD_COND_INITIALIZER;   /* a batch ended */
 static struct queued *pending;
 static size_t n_pending, cap_pending;
-static int writing;            /* the writer holds a batch */
+static size_t writing;         /* rows in the batch the writer holds */
 static int writer_running;
 static struct journal *writer_journal;   /* the writer's own connection */
 static int writer_journal_closed;        /* by fork: reopen it (see attach) */
+static int flushing;                     /* someone waits: write at once */
 
 /* ---- tickets ---- */
 
@@ -99,7 +111,12 @@ static void write_batch(struct queued *batch, size_t n, unsigned long seq)
     struct journal_op *ops = malloc(n * sizeof(*ops));
     if (ops && writer_journal) {
         to_ops(batch, n, seq, ops);
-        if (journal_apply(writer_journal, ops, n) != 0)
+        /* Under load another process may hold the write lock past one
+         * busy wait: the rows are tried again rather than dropped. */
+        int tries = 0, rc;
+        while ((rc = journal_apply(writer_journal, ops, n)) != 0 && ++tries < WRITE_TRIES)
+            ;
+        if (rc != 0)
             shim_journal_trouble(journal_error(writer_journal));
         for (size_t i = 0; i < n; i++)
             if (ops[i].kind == JOURNAL_OP_BEGIN) {
@@ -110,6 +127,23 @@ static void write_batch(struct queued *batch, size_t n, unsigned long seq)
     free(ops);
 }
 
+/* Under queue_lock: waits until rows are queued, then lets more gather. */
+static void wait_for_batch(void)
+{
+    while (n_pending == 0)
+        pthread_cond_wait(&queue_ready, &queue_lock);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += GATHER_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (n_pending < BATCH_FULL && !flushing)
+        if (pthread_cond_timedwait(&queue_ready, &queue_lock, &until) == ETIMEDOUT)
+            break;
+}
+
 static void *writer(void *arg)
 {
     (void)arg;
@@ -117,13 +151,12 @@ static void *writer(void *arg)
     unsigned long seq = 0;
     for (;;) {
         pthread_mutex_lock(&queue_lock);
-        while (n_pending == 0)
-            pthread_cond_wait(&queue_ready, &queue_lock);
+        wait_for_batch();
         struct queued *batch = pending;
         size_t n = n_pending;
         pending = NULL;
         n_pending = cap_pending = 0;
-        writing = 1;
+        writing = n;
         pthread_mutex_unlock(&queue_lock);
 
         write_batch(batch, n, ++seq);
@@ -139,23 +172,12 @@ static void *writer(void *arg)
     return NULL;
 }
 
-/* Under queue_lock. Signals go to the application's threads, never here. */
+/* Under queue_lock. */
 static int start_writer(void)
 {
-    if (writer_running)
-        return 0;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, writer, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    writer_running = rc == 0;
-    return rc == 0 ? 0 : -1;
+    if (!writer_running)
+        writer_running = shim_start_thread(writer, NULL) == 0;
+    return writer_running ? 0 : -1;
 }
 
 /* Queues q (taken over). When nothing can be queued, q is written here,
@@ -167,6 +189,8 @@ static void enqueue(struct queued *q)
         journal_ping(writer_journal);   /* here, not in the writer: see attach */
     pthread_mutex_lock(&queue_lock);
     int ok = start_writer() == 0;
+    while (ok && n_pending >= QUEUE_MAX)
+        pthread_cond_wait(&queue_done, &queue_lock);
     if (ok && n_pending == cap_pending) {
         size_t cap = cap_pending ? 2 * cap_pending : 64;
         struct queued *grown = realloc(pending, cap * sizeof(*grown));
@@ -179,7 +203,8 @@ static void enqueue(struct queued *q)
     }
     if (ok) {
         pending[n_pending++] = *q;
-        pthread_cond_signal(&queue_ready);
+        if (n_pending == 1 || n_pending == BATCH_FULL)
+            pthread_cond_signal(&queue_ready);
     }
     pthread_mutex_unlock(&queue_lock);
     if (!ok) {
@@ -281,11 +306,13 @@ void journal_queue_drop(struct journal_ticket *t)
 
 static void flush_locked(int timeout_ms);
 
-void journal_queue_flush(int timeout_ms)
+size_t journal_queue_flush(int timeout_ms)
 {
     pthread_mutex_lock(&queue_lock);
     flush_locked(timeout_ms);
+    size_t left = n_pending + writing;
     pthread_mutex_unlock(&queue_lock);
+    return left;
 }
 
 void journal_queue_flush_at_exit(int timeout_ms)
@@ -307,9 +334,12 @@ static void flush_locked(int timeout_ms)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
+    flushing++;
+    pthread_cond_signal(&queue_ready);
     while (writer_running && (n_pending || writing))
         if (pthread_cond_timedwait(&queue_done, &queue_lock, &deadline) == ETIMEDOUT)
             break;
+    flushing--;
 }
 
 /* The writer's connection is closed around fork like every journal's

@@ -52,8 +52,8 @@ void journal_queue_drop(struct journal_ticket *t);
 void journal_queue_attach(struct journal *j);
 
 /* Waits up to timeout_ms for everything queued to be written: the process
- * is ending. */
-void journal_queue_flush(int timeout_ms);
+ * is ending. Returns how many rows are still not written. */
+size_t journal_queue_flush(int timeout_ms);
 /* The same from _exit(), which may be called anywhere, even in a signal
  * handler: gives up at once if the queue's lock is taken. */
 void journal_queue_flush_at_exit(int timeout_ms);

@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -218,24 +217,14 @@ static int open_wake_pipe(void)
     return -1;
 }
 
-/* Under late_lock. Signals go to the application's threads, never here. */
+/* Under late_lock. */
 static int start_thread(void)
 {
     if (thread_running)
         return real.write(wake_pipe[1], "", 1) < 0 && errno != EAGAIN ? -1 : 0;
     if (wake_pipe[0] < 0 && open_wake_pipe() != 0)
         return -1;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, late_thread, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
+    if (shim_start_thread(late_thread, NULL) != 0)
         return -1;
     thread_running = 1;
     return 0;

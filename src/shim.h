@@ -24,6 +24,11 @@ struct journal *shim_journal_if_open(void);
 /* A journal call failed: warn once; the request goes on regardless. */
 void shim_journal_trouble(const char *why);
 
+/* Starts a detached thread of the shim's own (the late reader, the journal
+ * writer) with every signal blocked: signals are the application's
+ * threads' business. Returns 0 or -1. */
+int shim_start_thread(void *(*fn)(void *), void *arg);
+
 /* The program's name, for the journal. */
 const char *shim_exe_name(void);
 

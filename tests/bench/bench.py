@@ -19,6 +19,7 @@ BENCH_WRK_SECONDS (2), BENCH_STARTUP_RUNS (300); BENCH_ONLY (abcdef): the
 sections to run, by letter. The defaults keep the whole run near 4 minutes
 on a 2-vCPU machine.
 """
+import itertools
 import json
 import os
 import re
@@ -295,31 +296,24 @@ def report_journal(name, results):
 
 def bench_wrk(tmp, port):
     section(f"b. wrk POSTs to nginx over loopback, {WRK_THREADS} threads, {WRK_CONNECTIONS} "
-            f"connections, ~160 B JSON bodies, each unique; {WRK_ROUNDS} rounds of "
+            f"connections, ~130 B JSON bodies, each unique; {WRK_ROUNDS} rounds of "
             f"{WRK_SECONDS} s per side (shorter than the 4 s a single run would use, to keep "
             f"make bench near 4 minutes); baseline: wrk without the shim, before each run. "
             f"Journal check: every request wrk completed must be in its run's journal; "
             f"wrk stops with up to {WRK_CONNECTIONS} requests in flight (one a connection), "
             f"which may be journaled too but are not in wrk's count")
     url = f"http://127.0.0.1:{port}/v1/orders"
-    runs = iter(range(1_000_000))
+    runs = itertools.count()
 
-    def env_for(**extra):
-        """A fresh state directory (journal) for each run."""
+    def one_run(extra, journaled):
+        """One wrk run with a state directory of its own: a fresh journal
+        (guard mode would replay an earlier run's requests from an old one)."""
         state = os.path.join(tmp, f"wrk-{next(runs)}")
         os.makedirs(state)
-        env = base_env(state)
-        env.update(extra)
-        return env, state
-
-    def measure(journaled=False, **extra):
-        def go():
-            env, state = env_for(**extra)
-            result = run_wrk(url, env, os.path.basename(state))
-            if journaled:
-                result["journaled"], result["journal_error"] = journal_rows(state)
-            return result
-        return go
+        result = run_wrk(url, dict(base_env(state), **extra), os.path.basename(state))
+        if journaled:
+            result["journaled"], result["journal_error"] = journal_rows(state)
+        return result
 
     hosts = f"127.0.0.1:{port}"
     cases = [
@@ -335,8 +329,8 @@ def bench_wrk(tmp, port):
     results = [([], []) for _ in cases]
     for _ in range(WRK_ROUNDS):
         for (name, extra, journaled), (off, on) in zip(cases, results):
-            off.append(measure()())
-            on.append(measure(journaled, **extra)())
+            off.append(one_run({}, False))
+            on.append(one_run(extra, journaled))
     for (name, extra, journaled), (off, on) in zip(cases, results):
         rows(name, off, on, WRK_METRICS)
         report_errors(off + on, name)
@@ -382,7 +376,7 @@ def bench_mitm(tmp, nginx_port):
         if not mitm_adds_keys(port):
             note("skipped: mitmdump answered, but without adding an Idempotency-Key")
             return
-        nonce = iter(range(1_000_000))
+        nonce = itertools.count()
         off, on = alternate(
             lambda: run_wrk(f"http://127.0.0.1:{nginx_port}/v1/orders", env, f"direct-{next(nonce)}"),
             lambda: run_wrk(f"http://127.0.0.1:{port}/v1/orders", env, f"mitm-{next(nonce)}"),

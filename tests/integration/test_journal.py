@@ -29,7 +29,7 @@ PATH = "/v1/charges"
 # the process still holds the journal open, so its -wal and -shm exist)
 # a scan of a directory: each file's mode and which needles it contains.
 PY_POST = r"""
-import json, os, sys, urllib.request
+import json, os, sys, time, urllib.request
 spec = json.loads(sys.argv[1])
 if "umask" in spec:
     os.umask(spec["umask"])
@@ -41,7 +41,9 @@ for url, body in spec["posts"]:
         answers.append([r.status, r.read().decode()])
 out = {"pid": os.getpid(), "answers": answers, "files": {}}
 d = spec.get("scan")
-if d:
+# The shim's writer commits a few ms after the request: scan until the
+# first needle (what must be stored) shows up, for at most 2 s.
+for _ in range(200) if d else ():
     out["dir_mode"] = os.stat(d).st_mode & 0o7777
     for fn in sorted(os.listdir(d)):
         p = os.path.join(d, fn)
@@ -50,6 +52,10 @@ if d:
         out["files"][fn] = {
             "mode": os.stat(p).st_mode & 0o7777, "size": len(data),
             "found": [n for n in spec.get("needles", []) if n.encode() in data]}
+    want = spec.get("wait_for")
+    if not want or any(want in f["found"] for f in out["files"].values()):
+        break
+    time.sleep(0.01)
 print(json.dumps(out))
 """
 
@@ -182,7 +188,7 @@ def test_journal_python_urllib_row(ctx):
     jdir = os.path.dirname(ctx.journal_path)
     key = expected_key("POST", s.authority, target, BODY).decode()
     out, p = _py_post(ctx, env, [[s.url(target), BODY]], scan=jdir,
-                      needles=["secret", "token=", key])
+                      needles=["secret", "token=", key], wait_for=key)
     _assert_quiet(p, "python")
     assert out["answers"] == [[200, "ok"]], out
     got = s.wait_requests(1)
@@ -540,7 +546,7 @@ def test_journal_stores_no_body_or_credentials(ctx):
         ctx, ctx.shim_env(s.authority), [[s.url(target), body]],
         headers={"Authorization": "Bearer AUTH-MARKER-k2Lw9",
                  "Cookie": "session=COOKIE-MARKER-p4Xn7"},
-        scan=jdir, needles=secret_bits + [key])
+        scan=jdir, needles=secret_bits + [key], wait_for=key)
     got = s.wait_requests(1)
     assert b"AUTH-MARKER-k2Lw9" in got[0].raw and _key(got[0]) == key
     # While the process runs (db, -wal, -shm) ...
