@@ -16,10 +16,15 @@ LIBS    := -lsqlite3 -lcrypto -lpthread -ldl
 DEPS_CFLAGS :=
 TOOL_LDFLAGS :=
 CLIENT_LIBS := -lcurl -lpthread
+# The shim loads SQLite and libcrypto at its start, not at the process's
+# (src/lazy_deps.c): it links neither. The musl build links them in.
+LAZY_CFLAGS := -DRETRYSAFE_LAZY_DEPS
+SHIM_LIBS   := -lpthread -ldl
 
 # The core: every module the shim and the tool share. Hooks, the fd table
 # and the real-symbol lookup exist only in the preloaded library.
-SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/conn.c src/flight.c src/flight_guard.c src/late.c src/journal_queue.c \
+SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/conn.c src/flight.c \
+             src/flight_guard.c src/late.c src/journal_queue.c src/lazy_deps.c \
              src/real.c src/shim.c
 CORE_SRC  := $(filter-out $(SHIM_ONLY),$(wildcard src/*.c))
 CORE_OBJ  := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -42,6 +47,8 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 $(BUILD)/obj $(BUILD)/clients $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
 
+$(BUILD)/obj/lazy_deps.o: ALL_CFLAGS += $(LAZY_CFLAGS)
+
 $(BUILD)/libretrysafe-core.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -50,7 +57,7 @@ $(BUILD)/libretrysafe-core.a: $(CORE_OBJ)
 $(BUILD)/libretrysafe.so: $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a src/exports.map
 	$(CC) -shared -o $@ $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a \
 	    -Wl,--version-script=src/exports.map -Wl,--exclude-libs,ALL \
-	    -Wl,-z,nodelete -Wl,-z,defs $(LIBS)
+	    -Wl,-z,nodelete -Wl,-z,defs $(SHIM_LIBS)
 
 $(BUILD)/retrysafe: $(wildcard tools/*.c tools/*.h) $(BUILD)/libretrysafe-core.a $(wildcard src/*.h)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $(wildcard tools/*.c) $(BUILD)/libretrysafe-core.a \
@@ -97,7 +104,8 @@ musl:
 	scripts/musl-deps.sh "$(MUSL_CACHE)"
 	$(MAKE) BUILD=build/musl CC=musl-gcc DEPS_CFLAGS="-I$(MUSL_DEPS)/include" \
 	    LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \
-	    TOOL_LDFLAGS=-static CLIENT_LIBS=-lpthread \
+	    TOOL_LDFLAGS=-static CLIENT_LIBS=-lpthread LAZY_CFLAGS= \
+	    SHIM_LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \
 	    build/musl/libretrysafe.so build/musl/retrysafe $(MUSL_CLIENTS)
 
 demo: all

@@ -20,6 +20,7 @@
 #include "journal.h"
 #include "journal_queue.h"
 #include "keysource.h"
+#include "lazy_deps.h"
 #include "location.h"
 #include "secret.h"
 
@@ -80,6 +81,10 @@ static int start(void)
     }
     env.cfg = &config;
     char err[512];
+    if (lazy_deps_load(err, sizeof(err)) != 0) {
+        log_msg(CONFIG_LOG_WARN, "%s; shim disabled", err);
+        return SHIM_DISABLED;
+    }
     env.keys = keysource_open(&config, err, sizeof(err));
     if (!env.keys)
         log_msg(CONFIG_LOG_WARN, "no key secret: %s; set RETRYSAFE_SECRET. "

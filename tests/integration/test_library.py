@@ -64,3 +64,23 @@ def test_process_that_never_connects_is_untouched(ctx):
     import os
     state = env.get("XDG_STATE_HOME")
     assert not state or not os.path.exists(os.path.join(state, "retrysafe", "journal.db"))
+
+
+def test_sqlite_and_libcrypto_load_only_at_start(ctx):
+    # Every process the user starts gets the shim; one that never makes a
+    # connection the shim tracks must not pay for loading SQLite and
+    # libcrypto (about 3 ms). One that does gets them at that moment.
+    require_lib()
+    env = ctx.shim_env("127.0.0.1")
+    maps = ctx.run(["cat", "/proc/self/maps"], env=env).stdout
+    assert LIB.encode() in maps, "the shim is not loaded at all"
+    for lib in (b"libsqlite3", b"libcrypto"):
+        assert lib not in maps, "%r mapped in a process that never connected" % (
+            lib,)
+    s = ctx.recording_server()
+    script = ("import socket, sys; c = socket.create_connection(('127.0.0.1', "
+              "int(sys.argv[1]))); c.sendall(b'POST / HTTP/1.1\\r\\nHost: x\\r\\n"
+              "Content-Length: 0\\r\\n\\r\\n'); c.recv(100); "
+              "print(open('/proc/self/maps').read())")
+    maps = ctx.python(script, s.port, env=ctx.shim_env(s.authority)).stdout
+    assert b"libsqlite3" in maps, "SQLite not loaded once the shim started"
