@@ -151,7 +151,9 @@ int journal_finish_process(struct journal *j, int pid, enum journal_outcome outc
 
 /* A write, for journal_apply. */
 enum journal_op_kind {
-    JOURNAL_OP_BEGIN,     /* journal_begin(attempt): sets id */
+    JOURNAL_OP_BEGIN,     /* journal_begin(attempt): sets id; an
+                             attempt.outcome other than PENDING comes with
+                             status and duration_ms (a finish folded in) */
     JOURNAL_OP_FINISH,    /* journal_finish(id, outcome, status, duration_ms) */
     JOURNAL_OP_ANSWER     /* journal_finish_answer(id, status, duration_ms,
                              answer, answer_len, too_large) */

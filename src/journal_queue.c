@@ -98,6 +98,14 @@ static void to_ops(struct queued *batch, size_t n, unsigned long seq, struct jou
         if (q->kind == JOURNAL_OP_BEGIN) {
             t->batch = seq;
             t->index = (int)i;
+        } else if (t->batch == seq && t->index >= 0 && q->kind == JOURNAL_OP_FINISH) {
+            /* Its row is written in this batch: written finished, one
+             * write instead of an insert and an update. */
+            struct journal_op *row = &ops[t->index];
+            row->attempt.outcome = q->outcome;
+            row->status = q->status;
+            row->duration_ms = q->duration_ms;
+            ops[i].id = 0;   /* nothing left to do */
         } else if (t->batch == seq && t->index >= 0) {
             ops[i].ref = t->index;
         } else {

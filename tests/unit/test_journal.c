@@ -339,7 +339,7 @@ START_TEST(test_reopen_keeps_rows)
     ck_assert_int_eq(begin_ok(j, &a, NULL), 2);
     journal_close(j);
 
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x52534a4c);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM pragma_journal_mode"
                                    " WHERE journal_mode = 'wal'"), 1);
@@ -1611,7 +1611,7 @@ START_TEST(test_v1_journal_migrates)
                                    " WHERE name IN ('answers', 'forgets')"), 0);
 
     j = open_ok(path, 0);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master"
                                    " WHERE name IN ('answers', 'forgets')"), 2);
     ck_assert_int_eq(count_rows(j), 1);
