@@ -331,22 +331,34 @@ void journal_queue_flush_at_exit(int timeout_ms)
     pthread_mutex_unlock(&queue_lock);
 }
 
-/* Under queue_lock. */
+static void deadline_in(struct timespec *t, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Under queue_lock. Waits while the writer makes progress: a batch that
+ * ends within timeout_ms renews the wait, so a busy journal delays the
+ * exit but loses nothing; a writer stuck for timeout_ms ends the wait. */
 static void flush_locked(int timeout_ms)
 {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline_in(&deadline, timeout_ms);
     flushing++;
     pthread_cond_signal(&queue_ready);
-    while (writer_running && (n_pending || writing))
+    size_t left = n_pending + writing;
+    while (writer_running && left) {
         if (pthread_cond_timedwait(&queue_done, &queue_lock, &deadline) == ETIMEDOUT)
             break;
+        if (n_pending + writing < left)
+            deadline_in(&deadline, timeout_ms);
+        left = n_pending + writing;
+    }
     flushing--;
 }
 
