@@ -12,6 +12,7 @@
 #include "guard.h"
 #include "journal.h"
 #include "journal_queue.h"
+#include "seen_filter.h"
 #include "log.h"
 #include "shim.h"
 
@@ -176,6 +177,10 @@ enum outbound_verdict flight_record(struct conn *c, const struct outbound_record
     };
     int64_t id = 0;
     struct journal_ticket *ticket = NULL;
+    /* Before its row can exist anywhere, so that a lookup that misses it
+     * in the filter could only have missed it in the journal too. */
+    if (j && !rec->skipped)
+        seen_filter_add(shim_seen_filter(), rec->fingerprint);
     int guard = j && !rec->skipped && cfg && cfg->mode == CONFIG_MODE_GUARD;
     if (guard && __atomic_load_n(&c->awaiting, __ATOMIC_ACQUIRE)) {
         /* Pipelined behind answers not read yet: an answer given here
@@ -235,6 +240,11 @@ int flight_generation(void *arg, const char *fingerprint, int *generation)
     struct journal *j = shim_journal();
     if (!j)
         return -1;
+    /* Never seen by any process: its first operation, without a read. */
+    if (!seen_filter_maybe(shim_seen_filter(), fingerprint)) {
+        *generation = 0;
+        return 0;
+    }
     const struct config *cfg = shim_config();
     if (journal_generation(j, fingerprint, clock_ms(CLOCK_REALTIME),
                            (int64_t)cfg->window_ms, generation) != 0) {

@@ -280,6 +280,15 @@ static int leave(struct journal *j, int rc)
     return rc < 0 ? -1 : 0;
 }
 
+int journal_each_fingerprint(struct journal *j,
+                             int (*fn)(void *ctx, const char *fingerprint), void *ctx)
+{
+    if (enter(j) < 0)
+        return -1;
+    int rc = fn ? j->ops->each_fingerprint(j->state, fn, ctx) : journal_fail("no callback");
+    return leave(j, rc);
+}
+
 int journal_ping(struct journal *j)
 {
     return enter(j) < 0 ? -1 : leave(j, 0);

@@ -257,6 +257,11 @@ void journal_fork_prepare(struct journal *j);
 void journal_fork_parent(struct journal *j);
 void journal_fork_child(struct journal *j);
 
+/* Calls fn with every fingerprint the window knows (one per operation);
+ * fn returns non-zero to stop. Returns 0 or -1. */
+int journal_each_fingerprint(struct journal *j,
+                             int (*fn)(void *ctx, const char *fingerprint), void *ctx);
+
 /* Opens j's connection now if it is closed (after fork), so that the
  * files it opens get their fd numbers in the caller's thread, at a time
  * the caller chooses. Returns 0 or -1. */

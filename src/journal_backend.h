@@ -38,6 +38,8 @@ struct journal_ops {
                          const char *answer, size_t len, int too_large);
     int (*forget)(void *state, const char *key, int *attempts, int *answers);
     int (*apply)(void *state, struct journal_op *ops, size_t n);
+    int (*each_fingerprint)(void *state,
+                            int (*fn)(void *ctx, const char *fingerprint), void *ctx);
 };
 
 /* Whether process pid still runs (a pending attempt of a dead one has an

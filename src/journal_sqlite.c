@@ -104,8 +104,8 @@ static const char *const migrations[] = {
     "PRAGMA user_version = 2;",
     /* 2 -> 3: every attempt paid for an index by host that only `retrysafe
      * stats` and `dump --host` used, which scan the table well enough. */
-    "DROP INDEX IF EXISTS attempts_host;"
-    "PRAGMA user_version = 3;",
+    ("DROP INDEX IF EXISTS attempts_host;"
+     "PRAGMA user_version = 3;"),
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -118,6 +118,7 @@ enum stmt {
     ST_EACH, ST_EACH_NEWEST, ST_STATS, ST_PRUNE, ST_FINISH_PROCESS,
     ST_BARRIER, ST_KEY_ATTEMPTS, ST_ANSWER, ST_SAVE_ANSWER, ST_KEY_COUNT,
     ST_FORGET, ST_DROP_ANSWER, ST_PRUNE_ANSWERS, ST_PRUNE_FORGETS,
+    ST_FINGERPRINTS,
     ST_COUNT
 };
 
@@ -217,6 +218,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* A barrier is younger than every attempt it hides: once it is older
      * than the cut, so are they, and they are gone. */
     [ST_PRUNE_FORGETS] = "DELETE FROM forgets WHERE time_ms < ?1",
+    [ST_FINGERPRINTS] = "SELECT fingerprint FROM operations",
 };
 
 struct sq {
@@ -1120,6 +1122,20 @@ static int sq_stats(void *state,
     return rc;
 }
 
+static int sq_each_fingerprint(void *state,
+                               int (*fn)(void *ctx, const char *fingerprint), void *ctx)
+{
+    struct sq *s = state;
+    sqlite3_stmt *st = s->st[ST_FINGERPRINTS];
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (fn(ctx, text_column(st, 0)))
+            break;
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail_db(s, "cannot read journal");
+    sqlite3_reset(st);
+    return rc;
+}
+
 const struct journal_ops journal_sqlite_ops = {
     .open = sq_open,
     .close = sq_close,
@@ -1134,4 +1150,5 @@ const struct journal_ops journal_sqlite_ops = {
     .finish_answer = sq_finish_answer,
     .forget = sq_forget,
     .apply = sq_apply,
+    .each_fingerprint = sq_each_fingerprint,
 };

@@ -23,6 +23,7 @@
 #include "lazy_deps.h"
 #include "location.h"
 #include "secret.h"
+#include "seen_filter.h"
 
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static int state = SHIM_NOT_STARTED;
@@ -38,6 +39,7 @@ static pid_t journal_pid;
 static int64_t journal_failed_ms;   /* last failure to open; 0: none */
 static int journal_warned;
 static int journal_off;     /* RETRYSAFE_JOURNAL=off */
+static struct seen_filter *seen;   /* beside the journal; NULL: none */
 static pid_t forking_pid;   /* the parent, during our fork hook */
 
 static const char *lookup_env(void *ctx, const char *name)
@@ -196,6 +198,32 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int add_seen(void *ctx, const char *fingerprint)
+{
+    seen_filter_add(ctx, fingerprint);
+    return 0;
+}
+
+/* The filter beside the journal (seen_filter.h); one made just now first
+ * learns every fingerprint the journal has. Without it, lookups read. */
+static void open_seen_filter(const char *location)
+{
+    char path[4096 + 8];
+    int created = 0;
+    snprintf(path, sizeof(path), "%s-seen", location);
+    struct seen_filter *f = seen_filter_open(path, &created);
+    if (f && created && journal_each_fingerprint(journal, add_seen, f) != 0) {
+        seen_filter_close(f);
+        f = NULL;
+    }
+    __atomic_store_n(&seen, f, __ATOMIC_RELEASE);
+}
+
+struct seen_filter *shim_seen_filter(void)
+{
+    return __atomic_load_n(&seen, __ATOMIC_ACQUIRE);
+}
+
 /* The process's journal and, beside it, the connection journal_queue's
  * writer uses: both opened here, in the application's thread (see
  * journal_queue_attach). */
@@ -205,6 +233,7 @@ static void open_journal(void)
     if (location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND)
         journal = journal_open(location, 1, err, sizeof(err));
     if (journal) {
+        open_seen_filter(location);
         struct journal *writer = journal_open(location, 0, err, sizeof(err));
         if (writer)
             journal_queue_attach(writer);

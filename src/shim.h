@@ -19,6 +19,9 @@ const struct config *shim_config(void);
  * when it is off or unusable right now: requests then go out tagged and
  * unrecorded. */
 struct journal *shim_journal(void);
+/* The filter of fingerprints the journal may know (seen_filter.h), once
+ * the journal is open; NULL when there is none. */
+struct seen_filter *shim_seen_filter(void);
 /* The journal if this process has it open already; never opens one. */
 struct journal *shim_journal_if_open(void);
 /* A journal call failed: warn once; the request goes on regardless. */

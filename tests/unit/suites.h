@@ -14,5 +14,6 @@ Suite *alpn_suite(void);
 Suite *canon_suite(void);
 Suite *journal_suite(void);
 Suite *guard_suite(void);
+Suite *seen_filter_suite(void);
 
 #endif
