@@ -12,6 +12,11 @@
 # libcrypto.a.
 set -eu
 
+# Run from make, this inherits its command-line variables through MAKEFLAGS
+# (make musl CFLAGS=-Werror): OpenSSL's and SQLite's own makes must not
+# see them, or their CFLAGS (with the kernel headers below) are replaced.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES CFLAGS CPPFLAGS LDFLAGS
+
 cache=${1:?usage: musl-deps.sh CACHE}
 prefix=$cache/prefix
 src=$cache/src
