@@ -41,6 +41,7 @@ struct journal {
 static _Thread_local struct {
     const struct journal *j;  /* the journal the text is about */
     char text[JOURNAL_ERROR_MAX];
+    int busy;                 /* it was held locked too long */
 } last_error;
 
 int journal_fail(const char *fmt, ...)
@@ -49,7 +50,20 @@ int journal_fail(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error.text, sizeof last_error.text, fmt, ap);
     va_end(ap);
+    last_error.busy = 0;
     return -1;
+}
+
+int journal_fail_busy(const char *what)
+{
+    journal_fail("%s", what);
+    last_error.busy = 1;
+    return -1;
+}
+
+int journal_busy(const struct journal *j)
+{
+    return last_error.j == j && last_error.busy;
 }
 
 const char *journal_error(const struct journal *j)
@@ -232,6 +246,11 @@ void journal_fork_parent(struct journal *j)
     if (!j || !j->forking || j->pid != getpid())
         return;
     j->forking = 0;
+    /* Reopened here, in the thread that forked and before any other can
+     * call: its files must not be opened by some background thread at a
+     * moment the application could be reusing a number it just closed. */
+    if (!j->state)
+        j->state = j->ops->open(j->location, j->create);
     pthread_mutex_unlock(&j->lock);
 }
 

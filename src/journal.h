@@ -254,6 +254,7 @@ int journal_forget(struct journal *j, const char *key, int *attempts, int *answe
  * child's copy of the library, and any connection the child opened to the
  * same file later would trust it and go without real locks. */
 void journal_fork_prepare(struct journal *j);
+/* The parent's reopens the connection at once, in the forking thread. */
 void journal_fork_parent(struct journal *j);
 void journal_fork_child(struct journal *j);
 
@@ -270,5 +271,8 @@ int journal_ping(struct journal *j);
 /* The text of this thread's last failed call on j, for warnings ("" if
  * none). Per thread, so another thread's failure never replaces it. */
 const char *journal_error(const struct journal *j);
+/* Whether that failure was another process keeping j locked too long
+ * (worth trying again later), not something wrong with the call. */
+int journal_busy(const struct journal *j);
 
 #endif

@@ -48,6 +48,10 @@ int journal_process_alive(int pid);
 
 extern const struct journal_ops journal_sqlite_ops;
 
+/* The same for a journal another process kept locked too long (see
+ * journal_busy). */
+int journal_fail_busy(const char *what);
+
 /* Sets this thread's error text (see journal_error) and returns -1. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))

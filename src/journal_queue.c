@@ -22,6 +22,9 @@
  * writer. Under more load than the journal can take, requests slow down
  * to its pace rather than rows being dropped or memory growing. */
 #define QUEUE_MAX 4096
+/* The longest an exiting process waits for its rows, however busy the
+ * journal (the wait ends sooner when the writer stops making progress). */
+#define FLUSH_MAX_MS 30000
 
 struct journal_ticket {
     int refs;                  /* atomic: the caller's, and each queued op's */
@@ -54,6 +57,20 @@ static int writer_running;
 static struct journal *writer_journal;   /* the writer's own connection */
 static int writer_journal_closed;        /* by fork: reopen it (see attach) */
 static int flushing;                     /* someone waits: write at once */
+static unsigned long long queued_total;  /* rows ever queued, and written */
+static unsigned long long written_total; /*   (or given up): for flush */
+
+/* now + ms on CLOCK_REALTIME, which the condition variables use. */
+static void deadline_in(struct timespec *t, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
 
 /* ---- tickets ---- */
 
@@ -114,18 +131,37 @@ static void to_ops(struct queued *batch, size_t n, unsigned long seq, struct jou
     }
 }
 
+/* A batch that fails for good (not a busy journal: one row it cannot
+ * take) goes again one op at a time, so one bad row costs only itself. */
+static void apply_one_by_one(struct journal *j, struct journal_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].ref >= 0) {
+            ops[i].id = ops[ops[i].ref].id;
+            ops[i].ref = -1;
+        }
+        journal_apply(j, &ops[i], 1);
+    }
+}
+
 static void write_batch(struct queued *batch, size_t n, unsigned long seq)
 {
     struct journal_op *ops = malloc(n * sizeof(*ops));
-    if (ops && writer_journal) {
+    /* Without a connection of its own (it could not be opened), the
+     * writer uses the process's: slower, but nothing is lost. */
+    struct journal *j = writer_journal ? writer_journal : shim_journal_if_open();
+    if (ops && j) {
         to_ops(batch, n, seq, ops);
         /* Under load another process may hold the write lock past one
          * busy wait: the rows are tried again rather than dropped. */
         int tries = 0, rc;
-        while ((rc = journal_apply(writer_journal, ops, n)) != 0 && ++tries < WRITE_TRIES)
+        while ((rc = journal_apply(j, ops, n)) != 0 && ++tries < WRITE_TRIES)
             ;
-        if (rc != 0)
-            shim_journal_trouble(journal_error(writer_journal));
+        if (rc != 0) {
+            shim_journal_trouble(journal_error(j));
+            if (!journal_busy(j))
+                apply_one_by_one(j, ops, n);
+        }
         for (size_t i = 0; i < n; i++)
             if (ops[i].kind == JOURNAL_OP_BEGIN) {
                 __atomic_store_n(&batch[i].ticket->id, ops[i].id, __ATOMIC_RELEASE);
@@ -141,12 +177,7 @@ static void wait_for_batch(void)
     while (n_pending == 0)
         pthread_cond_wait(&queue_ready, &queue_lock);
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += GATHER_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    deadline_in(&until, GATHER_MS);
     while (n_pending < BATCH_FULL && !flushing)
         if (pthread_cond_timedwait(&queue_ready, &queue_lock, &until) == ETIMEDOUT)
             break;
@@ -174,6 +205,7 @@ static void *writer(void *arg)
 
         pthread_mutex_lock(&queue_lock);
         writing = 0;
+        written_total += n;
         pthread_cond_broadcast(&queue_done);
         pthread_mutex_unlock(&queue_lock);
     }
@@ -211,6 +243,7 @@ static void enqueue(struct queued *q)
     }
     if (ok) {
         pending[n_pending++] = *q;
+        queued_total++;
         if (n_pending == 1 || n_pending == BATCH_FULL)
             pthread_cond_signal(&queue_ready);
     }
@@ -312,13 +345,18 @@ void journal_queue_drop(struct journal_ticket *t)
     ticket_release(t);
 }
 
-static void flush_locked(int timeout_ms);
+static size_t flush_locked(int timeout_ms);
 
+/* The destructor may run from a signal handler that interrupted a thread
+ * holding the queue's lock: the lock is waited for briefly, never for
+ * good. */
 size_t journal_queue_flush(int timeout_ms)
 {
-    pthread_mutex_lock(&queue_lock);
-    flush_locked(timeout_ms);
-    size_t left = n_pending + writing;
+    struct timespec until;
+    deadline_in(&until, 100);
+    if (pthread_mutex_timedlock(&queue_lock, &until) != 0)
+        return 0;
+    size_t left = flush_locked(timeout_ms);
     pthread_mutex_unlock(&queue_lock);
     return left;
 }
@@ -331,35 +369,30 @@ void journal_queue_flush_at_exit(int timeout_ms)
     pthread_mutex_unlock(&queue_lock);
 }
 
-static void deadline_in(struct timespec *t, int ms)
+/* Under queue_lock. Waits for the rows queued so far (not those other
+ * threads keep queueing meanwhile), for as long as the writer makes
+ * progress: a batch written within timeout_ms renews the wait, up to
+ * FLUSH_MAX_MS in all. Returns how many of them are not written. */
+static size_t flush_locked(int timeout_ms)
 {
-    clock_gettime(CLOCK_REALTIME, t);
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
-/* Under queue_lock. Waits while the writer makes progress: a batch that
- * ends within timeout_ms renews the wait, so a busy journal delays the
- * exit but loses nothing; a writer stuck for timeout_ms ends the wait. */
-static void flush_locked(int timeout_ms)
-{
-    struct timespec deadline;
+    unsigned long long target = queued_total;
+    struct timespec deadline, cap;
     deadline_in(&deadline, timeout_ms);
+    deadline_in(&cap, FLUSH_MAX_MS);
     flushing++;
     pthread_cond_signal(&queue_ready);
-    size_t left = n_pending + writing;
-    while (writer_running && left) {
+    unsigned long long seen = written_total;
+    while (writer_running && written_total < target) {
         if (pthread_cond_timedwait(&queue_done, &queue_lock, &deadline) == ETIMEDOUT)
             break;
-        if (n_pending + writing < left)
+        if (written_total > seen)
             deadline_in(&deadline, timeout_ms);
-        left = n_pending + writing;
+        seen = written_total;
+        if (deadline.tv_sec > cap.tv_sec)
+            deadline = cap;
     }
     flushing--;
+    return written_total < target ? (size_t)(target - written_total) : 0;
 }
 
 /* The writer's connection is closed around fork like every journal's
@@ -373,13 +406,13 @@ void journal_queue_fork(enum fork_phase phase)
             journal_fork_prepare(writer_journal);
     } else if (phase == FORK_PARENT) {
         if (writer_journal)
-            journal_fork_parent(writer_journal);
-        writer_journal_closed = 1;
+            journal_fork_parent(writer_journal);   /* reopened here */
         pthread_mutex_unlock(&queue_lock);
     } else {
         if (writer_journal)
             journal_fork_child(writer_journal);
-        writer_journal_closed = 1;
+        writer_journal_closed = 1;   /* reopened by the first enqueue */
+        flushing = 0;
         pthread_mutex_init(&queue_lock, NULL);
         pthread_cond_init(&queue_ready, NULL);
         pthread_cond_init(&queue_done, NULL);

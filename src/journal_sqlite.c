@@ -235,9 +235,12 @@ struct sq {
 static int fail_db(struct sq *s, const char *what)
 {
     int code = sqlite3_extended_errcode(s->db) & 0xff;
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-        return journal_fail("%s %s: another process kept it locked for over "
-                            "%d ms", what, s->path, JOURNAL_BUSY_TIMEOUT_MS);
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+        char text[512];
+        snprintf(text, sizeof(text), "%s %s: another process kept it locked "
+                 "for over %d ms", what, s->path, JOURNAL_BUSY_TIMEOUT_MS);
+        return journal_fail_busy(text);
+    }
     if (code == SQLITE_NOTADB)
         return journal_fail("%s is not a retrysafe journal: %s", s->path,
                             sqlite3_errmsg(s->db));
@@ -455,16 +458,14 @@ static int connect_db(struct sq *s)
     sqlite3_extended_result_codes(s->db, 1);
     s->seed = (unsigned)getpid() ^ (unsigned)(uintptr_t)s;
     sqlite3_busy_handler(s->db, busy_wait, s);
-    /* A modest cache (this lives in someone else's process), and the
-     * file read through a memory map rather than a read() per page: a busy
-     * client's every request looks up an operation, and without the map
-     * those lookups were a quarter of its time in system calls. The map is
-     * address space, not memory. trusted_schema: functions in the schema
-     * never run on our behalf. */
+    /* A modest cache (this lives in someone else's process). No memory
+     * map of the file: an I/O error on a mapped page (a network home
+     * directory) would be a SIGBUS in the host, not an error we can
+     * survive. trusted_schema: functions in the schema never run on our
+     * behalf. */
     return exec(s, "PRAGMA synchronous = NORMAL;"
                    "PRAGMA trusted_schema = OFF;"
                    "PRAGMA cache_size = -2048;"
-                   "PRAGMA mmap_size = 268435456;"
                    "PRAGMA journal_size_limit = 4194304;",
                 "cannot set up journal");
 }

@@ -10,6 +10,9 @@
 #include "seen_filter.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,46 +23,113 @@
 #define FILTER_BYTES (2u << 20)
 #define FILTER_BITS ((uint64_t)FILTER_BYTES * 8)
 #define FILTER_PROBES 4
+/* A page of header before the bits: a filter is trusted only once it is
+ * complete (it learnt the journal's fingerprints before it was put in
+ * place) and while no process declared it invalid. */
+#define HEADER_BYTES 4096u
+#define FILE_BYTES (HEADER_BYTES + FILTER_BYTES)
+static const char MAGIC[8] = "RSSEEN1";
+
+struct header {
+    char magic[8];
+    uint32_t complete;
+    uint32_t invalid;          /* a process could not keep it up to date */
+};
 
 struct seen_filter {
-    unsigned char *bits;       /* FILTER_BYTES, mapped shared */
+    unsigned char *map;        /* FILE_BYTES, mapped shared */
+    struct header *header;
+    unsigned char *bits;
 };
 
 /* The file must be ours in the way the journal is (journal_sqlite.c): a
- * regular file of this user that no one else may write, of our size. A
- * new one is sized here; another process racing to size it sizes it the
- * same. */
-static int usable(int fd, int *created)
+ * regular file of this user that no one else may write, of our size. */
+static int ours(int fd)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-        (st.st_mode & 022))
-        return 0;
-    if (st.st_size == 0 && ftruncate(fd, FILTER_BYTES) == 0) {
-        *created = 1;
-        return 1;
-    }
-    return st.st_size == FILTER_BYTES;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+           !(st.st_mode & 022) && st.st_size == FILE_BYTES;
 }
 
-struct seen_filter *seen_filter_open(const char *path, int *created)
+static struct seen_filter *map_file(int fd)
+{
+    /* The mapping outlives the fd: no descriptor is kept. Only this code
+     * sizes the file, never smaller: a mapping past its end would fault. */
+    void *p = mmap(NULL, FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    struct seen_filter *f = malloc(sizeof(*f));
+    if (!f) {
+        munmap(p, FILE_BYTES);
+        return NULL;
+    }
+    f->map = p;
+    f->header = p;
+    f->bits = (unsigned char *)p + HEADER_BYTES;
+    return f;
+}
+
+/* An existing filter; one that cannot be kept up to date by this process
+ * is declared invalid for all, since its bits would miss our rows. */
+static struct seen_filter *open_existing(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return NULL;
+    struct seen_filter *f = ours(fd) ? map_file(fd) : NULL;
+    if (!f && ours(fd)) {
+        static const uint32_t one = 1;
+        if (pwrite(fd, &one, sizeof(one), offsetof(struct header, invalid)) < 0) {
+            /* Nothing more can be done: the others keep trusting it. */
+        }
+    }
+    close(fd);
+    if (f && (memcmp(f->header->magic, MAGIC, sizeof(MAGIC)) != 0 ||
+              !__atomic_load_n(&f->header->complete, __ATOMIC_ACQUIRE))) {
+        seen_filter_close(f);
+        f = NULL;
+    }
+    if (!f)
+        errno = EEXIST;   /* there is a file, just not one to trust */
+    return f;
+}
+
+/* A new filter, filled before it is put in place with link(): no process
+ * ever sees it half made. Another process may win the race: then its
+ * filter is the one. */
+static struct seen_filter *create(const char *path, seen_filter_fill_fn fill, void *ctx)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0)
+        return NULL;
+    struct seen_filter *f = fchmod(fd, 0600) == 0 && ftruncate(fd, FILE_BYTES) == 0
+                            ? map_file(fd) : NULL;
+    close(fd);
+    if (f) {
+        memcpy(f->header->magic, MAGIC, sizeof(MAGIC));
+        if (fill(ctx, f) == 0) {
+            __atomic_store_n(&f->header->complete, 1, __ATOMIC_RELEASE);
+            if (link(tmp, path) != 0) {
+                seen_filter_close(f);
+                f = errno == EEXIST ? open_existing(path) : NULL;
+            }
+        } else {
+            seen_filter_close(f);
+            f = NULL;
+        }
+    }
+    unlink(tmp);
+    return f;
+}
+
+struct seen_filter *seen_filter_open(const char *path, seen_filter_fill_fn fill, void *ctx)
 {
     int e = errno;
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-    struct seen_filter *f = NULL;
-    *created = 0;
-    if (fd >= 0 && usable(fd, created)) {
-        /* The mapping outlives the fd: no descriptor is kept. Only this
-         * code sizes the file, never smaller: a mapping past its end
-         * would fault. */
-        void *p = mmap(NULL, FILTER_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p != MAP_FAILED && (f = malloc(sizeof(*f))))
-            f->bits = p;
-        else if (p != MAP_FAILED)
-            munmap(p, FILTER_BYTES);
-    }
-    if (fd >= 0)
-        close(fd);
+    struct seen_filter *f = open_existing(path);
+    if (!f && errno == ENOENT)
+        f = create(path, fill, ctx);
     errno = e;
     return f;
 }
@@ -68,7 +138,7 @@ void seen_filter_close(struct seen_filter *f)
 {
     if (!f)
         return;
-    munmap(f->bits, FILTER_BYTES);
+    munmap(f->map, FILE_BYTES);
     free(f);
 }
 
@@ -105,7 +175,8 @@ void seen_filter_add(struct seen_filter *f, const char *fingerprint)
 
 int seen_filter_maybe(const struct seen_filter *f, const char *fingerprint)
 {
-    if (!f || !fingerprint || !*fingerprint)
+    if (!f || !fingerprint || !*fingerprint ||
+        __atomic_load_n(&f->header->invalid, __ATOMIC_ACQUIRE))
         return 1;
     uint64_t h = bits_of(fingerprint);
     for (int i = 0; i < FILTER_PROBES; i++) {

@@ -20,11 +20,15 @@
 
 struct seen_filter;
 
-/* Maps (creating it, 0600, if absent) the filter file at path; *created
- * is set when this call made it, empty: the caller then adds what the
- * journal knows already. NULL when it cannot be used (another owner, a
- * link, wrong size, no memory): then every lookup asks the journal. */
-struct seen_filter *seen_filter_open(const char *path, int *created);
+/* Adds every fingerprint the journal knows to a new filter f: 0, or -1
+ * when it could not (the filter is then not used). */
+typedef int (*seen_filter_fill_fn)(void *ctx, struct seen_filter *f);
+
+/* Maps the filter file at path, made (0600) and filled by fill when there
+ * is none. NULL when it cannot be used (another owner, a link, wrong size,
+ * not complete, declared invalid, no memory): then every lookup asks the
+ * journal. */
+struct seen_filter *seen_filter_open(const char *path, seen_filter_fill_fn fill, void *ctx);
 void seen_filter_close(struct seen_filter *f);
 
 /* fingerprint: the journal's hex fingerprint (key.h). */

@@ -204,19 +204,19 @@ static int add_seen(void *ctx, const char *fingerprint)
     return 0;
 }
 
-/* The filter beside the journal (seen_filter.h); one made just now first
- * learns every fingerprint the journal has. Without it, lookups read. */
+/* A new filter learns every fingerprint the journal has. */
+static int fill_seen(void *ctx, struct seen_filter *f)
+{
+    return journal_each_fingerprint(ctx, add_seen, f);
+}
+
+/* The filter beside the journal (seen_filter.h). Without it, lookups
+ * read the journal. */
 static void open_seen_filter(const char *location)
 {
     char path[4096 + 8];
-    int created = 0;
     snprintf(path, sizeof(path), "%s-seen", location);
-    struct seen_filter *f = seen_filter_open(path, &created);
-    if (f && created && journal_each_fingerprint(journal, add_seen, f) != 0) {
-        seen_filter_close(f);
-        f = NULL;
-    }
-    __atomic_store_n(&seen, f, __ATOMIC_RELEASE);
+    __atomic_store_n(&seen, seen_filter_open(path, fill_seen, journal), __ATOMIC_RELEASE);
 }
 
 struct seen_filter *shim_seen_filter(void)
