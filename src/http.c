@@ -612,9 +612,24 @@ static int extend_line(struct http_req_parser *p, const char *data,
     return 1;
 }
 
+/* Body bytes that do not finish the body (or chunk) are by far the most
+ * common feed of a program sending a large request in pieces: taken here,
+ * they cost a few comparisons instead of a round of the step machinery.
+ * All len bytes are consumed whatever on_body returns, as in deliver(). */
+static int extend_body(struct http_req_parser *p, const char *data, size_t len)
+{
+    if ((p->state != HTTP_REQ_BODY && p->state != HTTP_REQ_CHUNK_DATA) || len == 0 ||
+        len >= p->remaining)
+        return 0;
+    p->message_offset += len;
+    p->remaining -= len;
+    emit_body(p, data, len);
+    return 1;
+}
+
 size_t http_req_feed(struct http_req_parser *p, const char *data, size_t len)
 {
-    if (extend_line(p, data, len))
+    if (extend_body(p, data, len) || extend_line(p, data, len))
         return len;
     return feed_steps(p, data, len);
 }
