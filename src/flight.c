@@ -15,15 +15,9 @@
 #include "seen_filter.h"
 #include "log.h"
 #include "shim.h"
+#include "clock.h"
 
 int flight_awaiting_count;
-
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Under in_lock. Only connections awaiting answers cost the read hooks. */
 static void note_awaiting(struct conn *c)
@@ -237,14 +231,17 @@ void flight_failed(struct conn *c, int err)
 int flight_generation(void *arg, const char *fingerprint, int *generation)
 {
     (void)arg;
-    struct journal *j = shim_journal();
-    if (!j)
-        return -1;
-    /* Never seen by any process: its first operation, without a read. */
-    if (!seen_filter_maybe(shim_seen_filter(), fingerprint)) {
+    /* Never seen by any process: its first operation, without a read (and
+     * without the journal's lock: the filter exists only beside an open
+     * journal). */
+    struct seen_filter *seen = shim_seen_filter();
+    if (seen && !seen_filter_maybe(seen, fingerprint)) {
         *generation = 0;
         return 0;
     }
+    struct journal *j = shim_journal();
+    if (!j)
+        return -1;
     const struct config *cfg = shim_config();
     if (journal_generation(j, fingerprint, clock_ms(CLOCK_REALTIME),
                            (int64_t)cfg->window_ms, generation) != 0) {

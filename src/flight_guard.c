@@ -17,18 +17,12 @@
 #include "journal.h"
 #include "log.h"
 #include "shim.h"
+#include "clock.h"
 
 /* How often a retry waiting for its twin asks the journal again: short
  * enough that the replay follows the answer closely, long enough that a
  * few waiting processes cost the journal little. */
 #define GUARD_POLL_MS 25
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void pause_ms(int64_t ms)
 {
@@ -83,13 +77,13 @@ enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
                                          const struct journal_attempt *a, int64_t *id)
 {
     const struct config *cfg = shim_config();
-    int64_t start = monotonic_ms();
+    int64_t start = clock_ms(CLOCK_MONOTONIC);
     int64_t deadline = start + (int64_t)cfg->wait_ms;
     struct journal_guard_rules rules = { 1, cfg->on_unknown_resend };
     struct journal_claim cl;
     *id = 0;
     for (;;) {
-        int64_t now = monotonic_ms();
+        int64_t now = clock_ms(CLOCK_MONOTONIC);
         rules.may_wait = now < deadline;
         if (journal_claim(j, a, &rules, &cl) != 0) {
             /* Never break the host: unguarded, but sent. */
@@ -107,7 +101,7 @@ enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
         return OUTBOUND_SEND;
     }
     struct buf bytes = { 0 };
-    int rc = answer_bytes(&cl, a, monotonic_ms() - start, &bytes);
+    int rc = answer_bytes(&cl, a, clock_ms(CLOCK_MONOTONIC) - start, &bytes);
     free(cl.answer);
     if (rc == 0)
         rc = conn_add_answer(c, bytes.data, bytes.len);

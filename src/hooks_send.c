@@ -8,6 +8,7 @@
 #include "flight.h"
 #include "hooks.h"
 #include "outbound.h"
+#include "clock.h"
 
 __thread int hooks_in_shim __attribute__((tls_model("initial-exec")));
 __thread struct conn *hooks_tls_writer __attribute__((tls_model("initial-exec")));
@@ -37,13 +38,6 @@ struct send_call {
     enum send_kind kind;
     long long deadline_ms;   /* CLOCK_MONOTONIC; -1: wait as long as it takes */
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static ssize_t real_send_iov(void *ctx, const struct iovec *iov, int iovcnt)
 {
@@ -75,7 +69,7 @@ static int wait_writable(void *ctx)
     do {
         int wait = -1;
         if (s->deadline_ms >= 0) {
-            long long left = s->deadline_ms - now_ms();
+            long long left = s->deadline_ms - clock_ms(CLOCK_MONOTONIC);
             if (left <= 0)
                 return -1;
             wait = left > INT_MAX ? INT_MAX : (int)left;
@@ -181,7 +175,7 @@ void hooks_release_held(struct conn *c, int fd, int wait_ms)
      * would keep, say, shutdown() from waking it. */
     if (pthread_mutex_trylock(&c->out_lock) == 0) {
         if (outbound_holding(&c->out) && conn_same_socket(c, fd)) {
-            long long deadline = wait_ms < 0 ? -1 : now_ms() + wait_ms;
+            long long deadline = wait_ms < 0 ? -1 : clock_ms(CLOCK_MONOTONIC) + wait_ms;
             struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET, deadline };
             struct outbound_io io = io_for(&call);
             outbound_release(&c->out, &io);
@@ -205,7 +199,7 @@ int hooks_bypass(int fd)
     pthread_mutex_lock(&c->out_lock);
     if (outbound_holding(&c->out) && conn_same_socket(c, fd)) {
         struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET,
-                                  now_ms() + HOOKS_RELEASE_ON_CLOSE_MS };
+                                  clock_ms(CLOCK_MONOTONIC) + HOOKS_RELEASE_ON_CLOSE_MS };
         struct outbound_io io = io_for(&call);
         outbound_release(&c->out, &io);
         conn_note_holding(c);

@@ -20,6 +20,7 @@
  * Every statement is prepared once, at open, with bound parameters only.
  */
 #include "journal_backend.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -399,13 +400,6 @@ static int prepare_file(const char *path, int create)
 
 /* ---- waiting for locks ---- */
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleeps a little before the tries-th retry: short, growing, jittered
  * pauses (0.1 ms up to 4 ms). SQLite's own busy handler sleeps up to
  * 100 ms at a time: under heavy contention a process could miss every
@@ -427,8 +421,8 @@ static int busy_wait(void *arg, int tries)
 {
     struct sq *s = arg;
     if (tries == 0)
-        s->wait_start_ms = monotonic_ms();
-    else if (monotonic_ms() - s->wait_start_ms >= JOURNAL_BUSY_TIMEOUT_MS)
+        s->wait_start_ms = clock_ms(CLOCK_MONOTONIC);
+    else if (clock_ms(CLOCK_MONOTONIC) - s->wait_start_ms >= JOURNAL_BUSY_TIMEOUT_MS)
         return 0;
     pause_before_retry(s, tries);
     return 1;
@@ -512,12 +506,12 @@ static int set_wal(struct sq *s)
 {
     sqlite3_stmt *st = NULL;
     const char *mode = NULL;
-    int64_t deadline = monotonic_ms() + JOURNAL_BUSY_TIMEOUT_MS;
+    int64_t deadline = clock_ms(CLOCK_MONOTONIC) + JOURNAL_BUSY_TIMEOUT_MS;
     int tries = 0;
     int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st,
                                 NULL);
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) != SQLITE_ROW &&
-           (rc & 0xff) == SQLITE_BUSY && monotonic_ms() < deadline) {
+           (rc & 0xff) == SQLITE_BUSY && clock_ms(CLOCK_MONOTONIC) < deadline) {
         sqlite3_reset(st);
         pause_before_retry(s, tries++);
         rc = SQLITE_OK;

@@ -26,6 +26,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "shim.h"
+#include "clock.h"
 
 /* Watched at once; more wait for a free place (rare: each is a request
  * its application gave up on within RETRYSAFE_LATE_WAIT). */
@@ -46,13 +47,6 @@ static struct late_entry entries[LATE_MAX];
 static int n_entries;
 static int thread_running;
 static int wake_pipe[2] = { -1, -1 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int late_private_fd(int fd)
 {
@@ -134,7 +128,7 @@ static struct late_entry take_entry(int i)
  * deadline. Returns how many are left. */
 static int serve_ready(const struct pollfd *p, int n)
 {
-    int64_t now = monotonic_ms();
+    int64_t now = clock_ms(CLOCK_MONOTONIC);
     for (int i = 0; i < n; i++) {
         pthread_mutex_lock(&late_lock);
         int k;   /* the entry may have moved: find it by its fd */
@@ -184,7 +178,7 @@ static void *late_thread(void *arg)
         }
         pthread_mutex_unlock(&late_lock);
         p[n] = (struct pollfd){ .fd = wake_pipe[0], .events = POLLIN };
-        int64_t wait = next == INT64_MAX ? 1000 : next - monotonic_ms();
+        int64_t wait = next == INT64_MAX ? 1000 : next - clock_ms(CLOCK_MONOTONIC);
         int r = real.poll(p, (nfds_t)n + 1, wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait);
         if (r < 0)
             for (int i = 0; i <= n; i++)
@@ -237,7 +231,7 @@ int late_watch(struct conn *c, int priv, const struct late_source *src)
     conn_hold(c);
     struct late_entry e = {
         .c = c, .fd = priv,
-        .deadline_ms = monotonic_ms() + (int64_t)(cfg ? cfg->late_wait_ms : 0),
+        .deadline_ms = clock_ms(CLOCK_MONOTONIC) + (int64_t)(cfg ? cfg->late_wait_ms : 0),
         .src = src ? *src : (struct late_source){ 0 },
     };
     int rc = -1;

@@ -24,6 +24,7 @@
 #include "location.h"
 #include "secret.h"
 #include "seen_filter.h"
+#include "clock.h"
 
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static int state = SHIM_NOT_STARTED;
@@ -191,13 +192,6 @@ const char *shim_exe_name(void)
     return exe_name;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int add_seen(void *ctx, const char *fingerprint)
 {
     seen_filter_add(ctx, fingerprint);
@@ -242,7 +236,7 @@ static void open_journal(void)
         journal_failed_ms = 0;
         return;
     }
-    journal_failed_ms = now_ms();
+    journal_failed_ms = clock_ms(CLOCK_MONOTONIC);
     shim_journal_trouble(err);
 }
 
@@ -259,7 +253,8 @@ struct journal *shim_journal(void)
         journal_pid = pid;
         journal_failed_ms = 0;
     }
-    if (!journal && (!journal_failed_ms || now_ms() - journal_failed_ms > SHIM_JOURNAL_RETRY_MS))
+    if (!journal && (!journal_failed_ms ||
+                     clock_ms(CLOCK_MONOTONIC) - journal_failed_ms > SHIM_JOURNAL_RETRY_MS))
         open_journal();
     struct journal *j = journal;
     pthread_mutex_unlock(&journal_lock);
