@@ -27,10 +27,9 @@ int lazy_deps_load(char *err, size_t err_size)
 #else
 
 #include <dlfcn.h>
-#include <openssl/core_names.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#define OPENSSL_SUPPRESS_DEPRECATED   /* SHA256_Init and its kin: see key.c */
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -46,12 +45,8 @@ REAL(sqlite3_extended_result_codes); REAL(sqlite3_finalize);
 REAL(sqlite3_get_autocommit); REAL(sqlite3_last_insert_rowid);
 REAL(sqlite3_open_v2); REAL(sqlite3_prepare_v2); REAL(sqlite3_prepare_v3);
 REAL(sqlite3_reset); REAL(sqlite3_step); REAL(sqlite3_stricmp);
-REAL(ERR_pop_to_mark); REAL(ERR_set_mark); REAL(EVP_MAC_CTX_dup);
-REAL(EVP_MAC_CTX_free); REAL(EVP_MAC_CTX_new); REAL(EVP_MAC_fetch);
-REAL(EVP_MAC_final); REAL(EVP_MAC_free); REAL(EVP_MAC_init); REAL(EVP_MAC_update);
-REAL(EVP_MD_get_size); REAL(EVP_sha256); REAL(OSSL_LIB_CTX_free);
-REAL(OSSL_LIB_CTX_new); REAL(OSSL_PARAM_construct_end);
-REAL(OSSL_PARAM_construct_utf8_string);
+REAL(OPENSSL_cleanse); REAL(SHA256); REAL(SHA256_Final); REAL(SHA256_Init);
+REAL(SHA256_Update);
 #undef REAL
 
 struct lazy_symbol {
@@ -73,12 +68,8 @@ static const struct lazy_symbol symbols[] = {
     SQ(sqlite3_get_autocommit), SQ(sqlite3_last_insert_rowid),
     SQ(sqlite3_open_v2), SQ(sqlite3_prepare_v2), SQ(sqlite3_prepare_v3),
     SQ(sqlite3_reset), SQ(sqlite3_step), SQ(sqlite3_stricmp),
-    CR(ERR_pop_to_mark), CR(ERR_set_mark), CR(EVP_MAC_CTX_dup),
-    CR(EVP_MAC_CTX_free), CR(EVP_MAC_CTX_new), CR(EVP_MAC_fetch),
-    CR(EVP_MAC_final), CR(EVP_MAC_free), CR(EVP_MAC_init), CR(EVP_MAC_update),
-    CR(EVP_MD_get_size), CR(EVP_sha256), CR(OSSL_LIB_CTX_free),
-    CR(OSSL_LIB_CTX_new), CR(OSSL_PARAM_construct_end),
-    CR(OSSL_PARAM_construct_utf8_string),
+    CR(OPENSSL_cleanse), CR(SHA256), CR(SHA256_Final), CR(SHA256_Init),
+    CR(SHA256_Update),
 };
 #undef SQ
 #undef CR
@@ -185,38 +176,15 @@ int sqlite3_stricmp(const char *a, const char *b)
 
 /* ---- libcrypto ---- */
 
-int ERR_pop_to_mark(void)
-{ return real_ERR_pop_to_mark(); }
-int ERR_set_mark(void)
-{ return real_ERR_set_mark(); }
-EVP_MAC_CTX *EVP_MAC_CTX_dup(const EVP_MAC_CTX *c)
-{ return real_EVP_MAC_CTX_dup(c); }
-void EVP_MAC_CTX_free(EVP_MAC_CTX *c)
-{ real_EVP_MAC_CTX_free(c); }
-EVP_MAC_CTX *EVP_MAC_CTX_new(EVP_MAC *m)
-{ return real_EVP_MAC_CTX_new(m); }
-EVP_MAC *EVP_MAC_fetch(OSSL_LIB_CTX *l, const char *alg, const char *props)
-{ return real_EVP_MAC_fetch(l, alg, props); }
-int EVP_MAC_final(EVP_MAC_CTX *c, unsigned char *out, size_t *len, size_t size)
-{ return real_EVP_MAC_final(c, out, len, size); }
-void EVP_MAC_free(EVP_MAC *m)
-{ real_EVP_MAC_free(m); }
-int EVP_MAC_init(EVP_MAC_CTX *c, const unsigned char *key, size_t len,
-                 const OSSL_PARAM params[])
-{ return real_EVP_MAC_init(c, key, len, params); }
-int EVP_MAC_update(EVP_MAC_CTX *c, const unsigned char *data, size_t len)
-{ return real_EVP_MAC_update(c, data, len); }
-int EVP_MD_get_size(const EVP_MD *md)
-{ return real_EVP_MD_get_size(md); }
-const EVP_MD *EVP_sha256(void)
-{ return real_EVP_sha256(); }
-void OSSL_LIB_CTX_free(OSSL_LIB_CTX *l)
-{ real_OSSL_LIB_CTX_free(l); }
-OSSL_LIB_CTX *OSSL_LIB_CTX_new(void)
-{ return real_OSSL_LIB_CTX_new(); }
-OSSL_PARAM OSSL_PARAM_construct_end(void)
-{ return real_OSSL_PARAM_construct_end(); }
-OSSL_PARAM OSSL_PARAM_construct_utf8_string(const char *key, char *buf, size_t bsize)
-{ return real_OSSL_PARAM_construct_utf8_string(key, buf, bsize); }
+void OPENSSL_cleanse(void *p, size_t n)
+{ real_OPENSSL_cleanse(p, n); }
+unsigned char *SHA256(const unsigned char *d, size_t n, unsigned char *md)
+{ return real_SHA256(d, n, md); }
+int SHA256_Final(unsigned char *md, SHA256_CTX *c)
+{ return real_SHA256_Final(md, c); }
+int SHA256_Init(SHA256_CTX *c)
+{ return real_SHA256_Init(c); }
+int SHA256_Update(SHA256_CTX *c, const void *d, size_t n)
+{ return real_SHA256_Update(c, d, n); }
 
 #endif
