@@ -560,11 +560,12 @@ static size_t feed_steps(struct http_req_parser *p, const char *data,
 }
 
 /* Some callers hand over a request a few bytes at a time (a program that
- * writes its head piecemeal, a writev of small iovecs). Bytes that only
- * extend a line already being buffered are taken here, without the
- * general machinery, which keeps such feeding within a small factor of
- * whole buffers. Returns 0 to leave the bytes to feed_steps. */
-enum { SMALL_FEED = 16 };
+ * writes its head piecemeal, a writev of small iovecs, the worst case one
+ * byte per call). Bytes that only extend a line already being buffered are
+ * taken by http_req_feed without the general machinery: the slow path
+ * leaves in line_room how many bytes may join the line with nothing to
+ * judge but whether one is its LF, so that the fast path is a compare and
+ * a copy. Every other path clears it, so a stale room is never used. */
 
 /* Whether bytes without an LF may join the buffered line unexamined. */
 static int line_extendable(const struct http_req_parser *p)
@@ -589,25 +590,41 @@ static int line_extendable(const struct http_req_parser *p)
     }
 }
 
-static int extend_line(struct http_req_parser *p, const char *data,
-                       size_t len)
+/* Sets line_room after a slow feed: the buffer's free space, within the
+ * line's limit (line_too_long), when a started line is being buffered. */
+static void set_line_room(struct http_req_parser *p)
 {
-    size_t old = p->line_len, n = old + len, start;
+    size_t limit = HTTP_MAX_HEAD;
 
-    if (len == 0 || len >= SMALL_FEED || n > p->line_cap ||
-        !line_extendable(p))
-        return 0;
-    start = old > 0 ? p->line_start : p->message_offset;
-    if (line_too_long(p, start, n))
+    p->line_room = 0;
+    if (p->line_len == 0 || !line_extendable(p))
+        return;
+    if (p->state == HTTP_REQ_LINE || p->state == HTTP_REQ_HEADERS)
+        limit = p->line_start < HTTP_MAX_HEAD ? HTTP_MAX_HEAD - p->line_start : 0;
+    if (limit > p->line_cap)
+        limit = p->line_cap;
+    if (limit > p->line_len)
+        p->line_room = limit - p->line_len;
+}
+
+/* Takes data into the buffered line when line_room allows and it holds no
+ * LF. Returns 0 to leave it to the slow path. */
+static inline int extend_line(struct http_req_parser *p, const char *data,
+                              size_t len)
+{
+    char *dst;
+
+    if (len == 0 || len > p->line_room)
         return 0;
     /* Copied as it is looked at: past line_len the buffer is scratch. */
+    dst = p->line + p->line_len;
     for (size_t i = 0; i < len; i++) {
         if (data[i] == '\n')
             return 0;
-        p->line[old + i] = data[i];
+        dst[i] = data[i];
     }
-    p->line_start = start;
-    p->line_len = n;
+    p->line_len += len;
+    p->line_room -= len;
     p->message_offset += len;
     return 1;
 }
@@ -629,9 +646,12 @@ static int extend_body(struct http_req_parser *p, const char *data, size_t len)
 
 size_t http_req_feed(struct http_req_parser *p, const char *data, size_t len)
 {
-    if (extend_body(p, data, len) || extend_line(p, data, len))
+    if (extend_line(p, data, len) || extend_body(p, data, len))
         return len;
-    return feed_steps(p, data, len);
+    p->line_room = 0;
+    size_t used = feed_steps(p, data, len);
+    set_line_room(p);
+    return used;
 }
 
 /* ---- targets ------------------------------------------------------------ */

@@ -88,6 +88,8 @@ struct http_req_parser {
     size_t line_len;
     size_t line_cap;
     size_t line_start;       /* message offset of the buffered line */
+    size_t line_room;        /* bytes that may join it unexamined but for
+                                an LF (see http_req_feed); 0: none */
 
     const char *error;       /* why the parser entered HTTP_REQ_ERROR */
 };
