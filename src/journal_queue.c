@@ -4,10 +4,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "hooks.h"
 #include "shim.h"
 
@@ -18,6 +20,12 @@
  * busy client would otherwise wake the writer, and commit, per row. */
 #define BATCH_FULL 256
 #define GATHER_MS 2
+/* An attempt whose outcome has not come yet is held back from its batch
+ * for up to HOLD_MS, so that one insert of the finished row replaces an
+ * insert, an index entry for the pending row, and an update: for a fast
+ * server, most of what a row costs. A slower answer finds its row written
+ * pending, as before. Exit and fork write held rows at once. */
+#define HOLD_MS 100
 /* Rows queued at most: past this, the thread that queues waits for the
  * writer. Under more load than the journal can take, requests slow down
  * to its pace rather than rows being dropped or memory growing. */
@@ -30,6 +38,7 @@ struct journal_ticket {
     int refs;                  /* atomic: the caller's, and each queued op's */
     int64_t id;                /* atomic: the row, once written (0: not yet,
                                   or never: its batch failed) */
+    int outcome_queued;        /* atomic: its FINISH or ANSWER is queued */
     unsigned long batch;       /* writer only: the batch that writes the row */
     int index;                 /*   and its place there */
 };
@@ -39,6 +48,7 @@ struct queued {
     struct journal_ticket *ticket;
     struct journal_attempt attempt;   /* BEGIN: strings point into text */
     char *text;
+    int64_t queued_ms;                /* BEGIN: CLOCK_MONOTONIC */
     enum journal_outcome outcome;
     int status;
     int64_t duration_ms;
@@ -52,6 +62,8 @@ static pthread_cond_t queue_ready = PTHREAD_COND_INITIALIZER;  /* ops to write *
 static pthread_cond_t queue_done = PTHREAD_COND_INITIALIZER;   /* a batch ended */
 static struct queued *pending;
 static size_t n_pending, cap_pending;
+static size_t n_held;          /* pending[0..n_held): held back (HOLD_MS) */
+static int64_t held_until_ms;  /*   until then at the latest (monotonic) */
 static size_t writing;         /* rows in the batch the writer holds */
 static int writer_running;
 static struct journal *writer_journal;   /* the writer's own connection */
@@ -171,16 +183,55 @@ static void write_batch(struct queued *batch, size_t n, unsigned long seq)
     free(ops);
 }
 
-/* Under queue_lock: waits until rows are queued, then lets more gather. */
+/* Under queue_lock: waits until rows are queued (or held ones are due),
+ * then lets more gather. */
 static void wait_for_batch(void)
 {
-    while (n_pending == 0)
-        pthread_cond_wait(&queue_ready, &queue_lock);
+    while (n_pending == n_held && !(n_held > 0 && flushing)) {
+        if (n_held == 0) {
+            pthread_cond_wait(&queue_ready, &queue_lock);
+            continue;
+        }
+        int64_t left = held_until_ms - clock_ms(CLOCK_MONOTONIC);
+        struct timespec due;
+        deadline_in(&due, left > 0 ? (int)left : 0);
+        if (left <= 0 ||
+            pthread_cond_timedwait(&queue_ready, &queue_lock, &due) == ETIMEDOUT)
+            break;
+    }
     struct timespec until;
     deadline_in(&until, GATHER_MS);
     while (n_pending < BATCH_FULL && !flushing)
         if (pthread_cond_timedwait(&queue_ready, &queue_lock, &until) == ETIMEDOUT)
             break;
+}
+
+/* Under queue_lock: moves the young attempts of batch whose outcome is
+ * not queued yet back to the (empty) queue, ahead of anything queued
+ * later; *n becomes what is left to write now. */
+static void hold_back(struct queued *batch, size_t *n)
+{
+    size_t kept = 0, held = 0;
+    int64_t now = clock_ms(CLOCK_MONOTONIC);
+    held_until_ms = INT64_MAX;
+    for (size_t i = 0; i < *n; i++) {
+        struct queued *q = &batch[i];
+        int hold = !flushing && q->kind == JOURNAL_OP_BEGIN &&
+                   now - q->queued_ms < HOLD_MS &&
+                   !__atomic_load_n(&q->ticket->outcome_queued, __ATOMIC_ACQUIRE);
+        if (hold && held == 0 && !(pending = malloc(*n * sizeof(*pending))))
+            hold = 0;   /* no memory to hold it: written now */
+        if (hold) {
+            pending[held++] = *q;
+            if (q->queued_ms + HOLD_MS < held_until_ms)
+                held_until_ms = q->queued_ms + HOLD_MS;
+        } else {
+            batch[kept++] = *q;
+        }
+    }
+    n_pending = n_held = held;
+    cap_pending = held ? *n : 0;
+    *n = kept;
 }
 
 static void *writer(void *arg)
@@ -194,7 +245,8 @@ static void *writer(void *arg)
         struct queued *batch = pending;
         size_t n = n_pending;
         pending = NULL;
-        n_pending = cap_pending = 0;
+        n_pending = cap_pending = n_held = 0;
+        hold_back(batch, &n);
         writing = n;
         pthread_mutex_unlock(&queue_lock);
 
@@ -244,7 +296,7 @@ static void enqueue(struct queued *q)
     if (ok) {
         pending[n_pending++] = *q;
         queued_total++;
-        if (n_pending == 1 || n_pending == BATCH_FULL)
+        if (n_pending == n_held + 1 || n_pending == BATCH_FULL)
             pthread_cond_signal(&queue_ready);
     }
     pthread_mutex_unlock(&queue_lock);
@@ -297,7 +349,8 @@ static char *copy_strings(struct journal_attempt *a)
 struct journal_ticket *journal_queue_begin(const struct journal_attempt *a)
 {
     struct journal_ticket *t = ticket_new(0);
-    struct queued q = { .kind = JOURNAL_OP_BEGIN, .ticket = t, .attempt = *a };
+    struct queued q = { .kind = JOURNAL_OP_BEGIN, .ticket = t, .attempt = *a,
+                        .queued_ms = clock_ms(CLOCK_MONOTONIC) };
     if (!t || !(q.text = copy_strings(&q.attempt))) {
         free(t);
         return NULL;
@@ -319,6 +372,7 @@ void journal_queue_finish(struct journal_ticket *t, enum journal_outcome outcome
         return;
     struct queued q = { .kind = JOURNAL_OP_FINISH, .ticket = t, .outcome = outcome,
                         .status = status, .duration_ms = duration_ms };
+    __atomic_store_n(&t->outcome_queued, 1, __ATOMIC_RELEASE);
     enqueue(&q);
 }
 
@@ -337,6 +391,7 @@ void journal_queue_answer(struct journal_ticket *t, int status, int64_t duration
     } else if (!too_large) {
         memcpy(q.answer, answer, len);
     }
+    __atomic_store_n(&t->outcome_queued, 1, __ATOMIC_RELEASE);
     enqueue(&q);
 }
 
@@ -417,7 +472,7 @@ void journal_queue_fork(enum fork_phase phase)
         pthread_cond_init(&queue_ready, NULL);
         pthread_cond_init(&queue_done, NULL);
         pending = NULL;        /* the parent's: left, not freed */
-        n_pending = cap_pending = 0;
+        n_pending = cap_pending = n_held = 0;
         writing = 0;
         writer_running = 0;
     }

@@ -366,7 +366,12 @@ def test_journal_pending_then_killed_shown_unknown(ctx):
         while not k.requests and time.monotonic() < deadline:
             time.sleep(0.02)
         assert k.requests, "server never got the request"
+        # The writer holds an attempt back up to 100 ms for its outcome,
+        # then writes it pending: well within the server's 6 s.
         rows = ctx.dump()
+        while not rows and time.monotonic() < deadline + 1:
+            time.sleep(0.02)
+            rows = ctx.dump()
         assert len(rows) == 1, _summary(rows)
         assert_row(rows[0], "request in flight", outcome="pending",
                    status=None, pid=p.pid, key=k.requests[0]["key"])
