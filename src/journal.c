@@ -308,6 +308,15 @@ int journal_each_fingerprint(struct journal *j,
     return leave(j, rc);
 }
 
+long journal_full_scan_steps(struct journal *j)
+{
+    if (enter(j) < 0)
+        return -1;
+    long steps = j->ops->full_scan_steps(j->state);
+    leave(j, 0);
+    return steps;
+}
+
 int journal_ping(struct journal *j)
 {
     return enter(j) < 0 ? -1 : leave(j, 0);

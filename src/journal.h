@@ -258,10 +258,18 @@ void journal_fork_prepare(struct journal *j);
 void journal_fork_parent(struct journal *j);
 void journal_fork_child(struct journal *j);
 
-/* Calls fn with every fingerprint the window knows (one per operation);
- * fn returns non-zero to stop. Returns 0 or -1. */
+/* Calls fn with every fingerprint the window knows (one per operation;
+ * its first 16 hex digits are all the journal keeps, and all the filter
+ * of seen fingerprints uses); fn returns non-zero to stop. Returns 0 or
+ * -1. */
 int journal_each_fingerprint(struct journal *j,
                              int (*fn)(void *ctx, const char *fingerprint), void *ctx);
+
+/* How many rows j's statements stepped through in full scans of a table
+ * since the last call, which starts the count again; -1 on error. Lookups
+ * by key and by fingerprint must make none: tests check with this that
+ * the journal's indexes are used as meant. */
+long journal_full_scan_steps(struct journal *j);
 
 /* Opens j's connection now if it is closed (after fork), so that the
  * files it opens get their fd numbers in the caller's thread, at a time

@@ -40,6 +40,7 @@ struct journal_ops {
     int (*apply)(void *state, struct journal_op *ops, size_t n);
     int (*each_fingerprint)(void *state,
                             int (*fn)(void *ctx, const char *fingerprint), void *ctx);
+    long (*full_scan_steps)(void *state);   /* see journal_full_scan_steps */
 };
 
 /* Whether process pid still runs (a pending attempt of a dead one has an

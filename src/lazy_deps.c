@@ -44,7 +44,8 @@ REAL(sqlite3_errstr); REAL(sqlite3_exec); REAL(sqlite3_extended_errcode);
 REAL(sqlite3_extended_result_codes); REAL(sqlite3_finalize);
 REAL(sqlite3_get_autocommit); REAL(sqlite3_last_insert_rowid);
 REAL(sqlite3_open_v2); REAL(sqlite3_prepare_v2); REAL(sqlite3_prepare_v3);
-REAL(sqlite3_reset); REAL(sqlite3_step); REAL(sqlite3_stricmp);
+REAL(sqlite3_reset); REAL(sqlite3_step); REAL(sqlite3_stmt_status);
+REAL(sqlite3_stricmp);
 REAL(OPENSSL_cleanse); REAL(SHA256); REAL(SHA256_Final); REAL(SHA256_Init);
 REAL(SHA256_Update);
 #undef REAL
@@ -67,7 +68,8 @@ static const struct lazy_symbol symbols[] = {
     SQ(sqlite3_extended_result_codes), SQ(sqlite3_finalize),
     SQ(sqlite3_get_autocommit), SQ(sqlite3_last_insert_rowid),
     SQ(sqlite3_open_v2), SQ(sqlite3_prepare_v2), SQ(sqlite3_prepare_v3),
-    SQ(sqlite3_reset), SQ(sqlite3_step), SQ(sqlite3_stricmp),
+    SQ(sqlite3_reset), SQ(sqlite3_step), SQ(sqlite3_stmt_status),
+    SQ(sqlite3_stricmp),
     CR(OPENSSL_cleanse), CR(SHA256), CR(SHA256_Final), CR(SHA256_Init),
     CR(SHA256_Update),
 };
@@ -171,6 +173,8 @@ int sqlite3_reset(sqlite3_stmt *s)
 { return real_sqlite3_reset(s); }
 int sqlite3_step(sqlite3_stmt *s)
 { return real_sqlite3_step(s); }
+int sqlite3_stmt_status(sqlite3_stmt *s, int op, int reset)
+{ return real_sqlite3_stmt_status(s, op, reset); }
 int sqlite3_stricmp(const char *a, const char *b)
 { return real_sqlite3_stricmp(a, b); }
 

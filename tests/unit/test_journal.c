@@ -339,7 +339,7 @@ START_TEST(test_reopen_keeps_rows)
     ck_assert_int_eq(begin_ok(j, &a, NULL), 2);
     journal_close(j);
 
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
     ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x52534a4c);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM pragma_journal_mode"
                                    " WHERE journal_mode = 'wal'"), 1);
@@ -1597,6 +1597,23 @@ START_TEST(test_guard_stats)
 }
 END_TEST
 
+/* Turns a journal's schema-4 indexes and operations table back into
+ * schema 3's (full keys and fingerprints), keeping the rows; the
+ * operations' full fingerprints come from the attempts. */
+static void make_schema_3(const char *p)
+{
+    sql_exec(p, "DROP INDEX attempts_key_prefix;"
+                "CREATE INDEX attempts_key ON attempts(key, attempt);"
+                "ALTER TABLE operations RENAME TO operations_v4;"
+                "CREATE TABLE operations(fingerprint TEXT PRIMARY KEY,"
+                " generation INTEGER NOT NULL, first_ms INTEGER NOT NULL) WITHOUT ROWID;"
+                "INSERT INTO operations SELECT DISTINCT a.fingerprint, o.generation,"
+                " o.first_ms FROM operations_v4 o JOIN attempts a"
+                " ON substr(a.fingerprint, 1, 16) = o.fp;"
+                "DROP TABLE operations_v4;"
+                "PRAGMA user_version = 3");
+}
+
 START_TEST(test_v1_journal_migrates)
 {
     struct journal *j = open_ok(path, 1);
@@ -1606,12 +1623,13 @@ START_TEST(test_v1_journal_migrates)
     finish_ok(j, id, JOURNAL_COMPLETED, 500);
     journal_close(j);
     /* As retrysafe before guard mode left it. */
+    make_schema_3(path);
     sql_exec(path, "DROP TABLE answers; DROP TABLE forgets; PRAGMA user_version = 1");
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master"
                                    " WHERE name IN ('answers', 'forgets')"), 0);
 
     j = open_ok(path, 0);
-    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 3);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master"
                                    " WHERE name IN ('answers', 'forgets')"), 2);
     ck_assert_int_eq(count_rows(j), 1);
@@ -1626,6 +1644,82 @@ START_TEST(test_v1_journal_migrates)
     int attempts = 0;
     ck_assert_int_eq(journal_forget(j, "k-v1", &attempts, NULL), 0);
     ck_assert_int_eq(attempts, 3);
+    journal_close(j);
+}
+END_TEST
+
+/* Schema 3 -> 4: the operations keep their generation and first time
+ * under the fingerprint's first 16 digits; keys keep their numbering. */
+START_TEST(test_v3_journal_migrates)
+{
+    static const char fp[] = "0123456789abcdef0123456789abcdef"
+                             "0123456789abcdef0123456789abcdef";
+    struct journal *j = open_ok(path, 1);
+    struct journal_attempt a = attempt_of("h", "k-old", fp, 0, 1000);
+    begin_ok(j, &a, NULL);
+    a = attempt_of("h", "k-newer", fp, 1, 5000);   /* the window's next operation */
+    begin_ok(j, &a, NULL);
+    journal_close(j);
+    make_schema_3(path);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM operations"
+                                   " WHERE length(fingerprint) = 64"), 1);
+
+    j = open_ok(path, 0);
+    ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 4);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master"
+                                   " WHERE name = 'attempts_key'"), 0);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master"
+                                   " WHERE name = 'attempts_key_prefix'"), 1);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM operations"
+                                   " WHERE fp = '0123456789abcdef'"
+                                   " AND generation = 1 AND first_ms = 5000"), 1);
+    /* Within the window of generation 1's first attempt: still 1. */
+    ck_assert_int_eq(generation_of(j, fp, 6000), 1);
+    a = attempt_of("h", "k-newer", fp, 1, 7000);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 2);
+    journal_close(j);
+}
+END_TEST
+
+/* Counts the fingerprints of 16 digits. */
+static int note_fingerprint(void *ctx, const char *fingerprint)
+{
+    *(int *)ctx += strlen(fingerprint) == 16;
+    return 0;
+}
+
+/* Every lookup by key or fingerprint goes through an index, in a journal
+ * big enough that a scan would show: checked by SQLite's own count of
+ * full-scan steps, not by timing. */
+START_TEST(test_lookups_use_indexes)
+{
+    struct journal *j = open_ok(path, 1);
+    struct journal_op ops[500];
+    char keys[500][24], fps[500][72];
+    for (int i = 0; i < 500; i++) {
+        snprintf(keys[i], sizeof keys[i], "key-%08d", i * 7919);
+        snprintf(fps[i], sizeof fps[i], "%016x%048d", (unsigned)i * 2654435761u, i);
+        ops[i] = (struct journal_op){ .kind = JOURNAL_OP_BEGIN, .ref = -1,
+                                      .attempt = attempt_of("h", keys[i], fps[i], 0, 1000 + i) };
+    }
+    ck_assert_int_eq(journal_apply(j, ops, 500), 0);
+    ck_assert_int_ge(journal_full_scan_steps(j), 0);   /* starts the count */
+
+    struct journal_attempt a = attempt_of("h", keys[250], fps[250], 0, 2000);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 2);                 /* by key */
+    ck_assert_int_eq(generation_of(j, fps[250], 3000), 0);       /* by fingerprint */
+    a = guard_attempt("key-claimed", 3000);
+    struct journal_claim c;
+    ck_assert_int_eq(claim_ok(j, &a, 1, 0, &c), JOURNAL_SEND);  /* by key */
+    int attempts = 0;
+    ck_assert_int_eq(journal_forget(j, keys[77], &attempts, NULL), 0);
+    ck_assert_int_eq(attempts, 1);
+    ck_assert_int_eq(journal_full_scan_steps(j), 0);
+
+    /* The filter of seen fingerprints is filled from the 16-digit prefixes. */
+    int prefixes = 0;
+    ck_assert_int_eq(journal_each_fingerprint(j, note_fingerprint, &prefixes), 0);
+    ck_assert_int_eq(prefixes, 500);
     journal_close(j);
 }
 END_TEST
@@ -1890,6 +1984,8 @@ Suite *journal_suite(void)
     tcase_add_test(tc, test_guard_answer_edges);
     tcase_add_test(tc, test_apply_batch);
     tcase_add_test(tc, test_v1_journal_migrates);
+    tcase_add_test(tc, test_v3_journal_migrates);
+    tcase_add_test(tc, test_lookups_use_indexes);
     tcase_add_test(tc, test_claim_race);
     return s;
 }
