@@ -4,7 +4,10 @@
  * usage: parse_loop MODE MIB
  *   MODE whole: each request handed to http_req_feed in one piece, as a
  *               client's write() hands it to the shim;
- *   MODE bytes: the same stream fed one byte per call (the worst split).
+ *   MODE bytes: the same stream fed one byte per call (the worst split);
+ *   MODE floor: the same calls to a function that only keeps the byte and
+ *               looks for an LF: what any parser fed a byte per call costs
+ *               at the least, the call itself.
  *   MIB: how much of the stream to parse, in MiB.
  * prints: "mb_per_s X" (MB = 10^6 bytes of the raw stream per second). */
 #include <stdio.h>
@@ -94,6 +97,27 @@ static int make_request(char *out, size_t cap, int i, int *body_len)
         i, (unsigned)i, *body_len, body);
 }
 
+/* The floor: one call per byte, the byte kept, an LF noticed; the state
+ * in memory, as a parser's must be between calls. */
+struct floor_state {
+    size_t len, lines;
+    char line[4096];
+};
+
+__attribute__((noinline)) static size_t floor_feed(struct floor_state *f, const char *data,
+                                                   size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n') {
+            f->lines++;
+            f->len = 0;
+        } else if (f->len < sizeof(f->line)) {
+            f->line[f->len++] = data[i];
+        }
+    }
+    return len;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -103,11 +127,13 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "whole") && strcmp(argv[1], "bytes"))) {
-        fprintf(stderr, "usage: parse_loop whole|bytes MIB\n");
+    if (argc != 3 || (strcmp(argv[1], "whole") && strcmp(argv[1], "bytes") &&
+                      strcmp(argv[1], "floor"))) {
+        fprintf(stderr, "usage: parse_loop whole|bytes|floor MIB\n");
         return 2;
     }
     int bytewise = strcmp(argv[1], "bytes") == 0;
+    int floor_only = strcmp(argv[1], "floor") == 0;
     size_t total = (size_t)atol(argv[2]) << 20;
 
     /* The stream: SAMPLES requests back to back, fed again and again. */
@@ -131,8 +157,13 @@ int main(int argc, char **argv)
     size_t fed = 0;
     long passes = 0;
     double t0 = now_s();
+    struct floor_state floor_state = { 0 };
     while (fed < total) {
-        if (bytewise) {
+        if (floor_only) {
+            for (size_t b = 0; b < len; b++)
+                if (floor_feed(&floor_state, stream + b, 1) != 1)
+                    goto failed;
+        } else if (bytewise) {
             for (size_t b = 0; b < len; b++)
                 if (http_req_feed(&p, stream + b, 1) != 1)
                     goto failed;
@@ -149,7 +180,14 @@ int main(int argc, char **argv)
     double t1 = now_s();
 
     /* Every request parsed, every body byte delivered: the parser did the
-     * whole job, not some early exit. */
+     * whole job, not some early exit. (The floor saw every line.) */
+    if (floor_only) {
+        if (floor_state.lines == 0)
+            return 1;
+        printf("mb_per_s %.1f\nrequest_bytes %.0f\n", fed / (t1 - t0) / 1e6,
+               (double)len / SAMPLES);
+        return 0;
+    }
     if (tally.messages != passes * SAMPLES || tally.body_bytes != passes * stream_body ||
         !http_req_idle(&p)) {
         fprintf(stderr, "parse_loop: %ld messages, %llu body bytes; expected %ld, %llu\n",
