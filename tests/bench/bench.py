@@ -403,7 +403,7 @@ def bench_parser():
     row("parser, whole buffers", "MB/s", w, w)
     row("parser, 1-byte fragments", "MB/s", w, b)
     # What no parser fed a byte per call can beat on this machine: the call.
-    row("parser, 1-byte fragments, against a bare call per byte", "MB/s",
+    row("parser, 1-byte fragments vs a call per byte", "MB/s",
         median(floor, "mb_per_s"), b)
 
 
