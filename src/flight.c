@@ -169,12 +169,7 @@ enum outbound_verdict flight_record(struct conn *c, const struct outbound_record
         .tls = rec->tls, .body_len = (int64_t)rec->body_len,
         .outcome = rec->skipped ? JOURNAL_SKIPPED : JOURNAL_PENDING,
     };
-    int64_t id = 0;
     struct journal_ticket *ticket = NULL;
-    /* Before its row can exist anywhere, so that a lookup that misses it
-     * in the filter could only have missed it in the journal too. */
-    if (j && !rec->skipped)
-        seen_filter_add(shim_seen_filter(), rec->fingerprint);
     int guard = j && !rec->skipped && cfg && cfg->mode == CONFIG_MODE_GUARD;
     if (guard && __atomic_load_n(&c->awaiting, __ATOMIC_ACQUIRE)) {
         /* Pipelined behind answers not read yet: an answer given here
@@ -183,11 +178,15 @@ enum outbound_verdict flight_record(struct conn *c, const struct outbound_record
                 "requests; sent tagged, not guarded", method, host, path);
         guard = 0;
     }
+    /* Before its row can exist anywhere, so that a lookup that misses it
+     * in the filter could only have missed it in the journal too (guard
+     * mode's claim sets them itself, after looking). */
+    if (j && !rec->skipped && !guard)
+        seen_filter_add(shim_seen_filter(), rec->fingerprint);
     if (guard) {
-        /* The claim is written before the request leaves, always. */
-        if (flight_guard_claim(c, j, &a, &id) == OUTBOUND_ANSWERED)
+        /* The claim is made before the request leaves, always. */
+        if (flight_guard_claim(c, j, &a, &ticket) == OUTBOUND_ANSWERED)
             return OUTBOUND_ANSWERED;
-        ticket = id ? journal_queue_ticket(id) : NULL;
     } else if (j) {
         ticket = journal_queue_begin(&a);
     }

@@ -26,14 +26,18 @@ extern int flight_awaiting_count;
  * (flight_guard_claim): then OUTBOUND_ANSWERED, and nothing is queued. */
 enum outbound_verdict flight_record(struct conn *c, const struct outbound_record *rec);
 
-/* Guard mode: claims the attempt a in the journal, waiting for a twin in
- * flight as RETRYSAFE_WAIT allows. OUTBOUND_SEND with its row in *id (0
- * when the journal failed: sent unguarded), or OUTBOUND_ANSWERED once c
- * holds the replay or the 409 for the application to read. */
+/* Guard mode: claims the attempt a, waiting for a twin in flight as
+ * RETRYSAFE_WAIT allows (claim_table.h: a request no process sent before
+ * is claimed without a journal read). OUTBOUND_SEND with the ticket of its
+ * row in *ticket (NULL when the journal failed: sent unguarded), or
+ * OUTBOUND_ANSWERED once c holds the replay or the 409 for the
+ * application to read. */
 struct journal;
 struct journal_attempt;
+struct journal_ticket;
 enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
-                                         const struct journal_attempt *a, int64_t *id);
+                                         const struct journal_attempt *a,
+                                         struct journal_ticket **ticket);
 /* A request not journaled went out on c: if answers are awaited there, its
  * answer will come between theirs, so it takes its place in the queue. */
 void flight_passed(struct conn *c, int head);

@@ -11,11 +11,14 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "claim_table.h"
 #include "conn.h"
 #include "flight.h"
 #include "guard.h"
 #include "journal.h"
+#include "journal_queue.h"
 #include "log.h"
+#include "seen_filter.h"
 #include "shim.h"
 #include "clock.h"
 
@@ -73,31 +76,136 @@ static void log_verdict(const struct journal_claim *cl, const struct journal_att
             cl->attempt, a->key, what[cl->verdict]);
 }
 
+/* A claim refused here, without the journal: its twin holds the key's
+ * slot (claim_table.h) and did not finish within RETRYSAFE_WAIT. */
+static void refuse_in_flight(const struct claim_holder *h, struct journal_claim *cl)
+{
+    *cl = (struct journal_claim){ .verdict = JOURNAL_REFUSE_IN_FLIGHT, .attempt = 2 };
+    cl->state.attempts = 1;
+    cl->state.first_ms = h->time_ms;
+    cl->state.in_flight_pid = h->pid;
+}
+
+/* The attempt of a process that died holding a's slot may have left
+ * before its row was written: the journal gets it now, outcome unknown,
+ * so that the claim that follows reads it as any other. */
+static int record_dead_twin(struct journal *j, const struct journal_attempt *a,
+                            const struct claim_holder *h)
+{
+    struct journal_op op = { .kind = JOURNAL_OP_BEGIN, .attempt = *a, .ref = -1 };
+    op.attempt.pid = h->pid;
+    op.attempt.time_ms = h->time_ms;
+    op.attempt.outcome = JOURNAL_UNKNOWN;
+    log_msg(CONFIG_LOG_INFO, "guard: process %d died sending %s %s%s with key %s "
+            "before journaling it: its outcome is unknown", h->pid, a->method, a->host,
+            a->path, a->key);
+    return journal_apply(j, &op, 1);
+}
+
+/* Takes a's slot in the claim table, waiting for a twin that holds it.
+ * Returns 1 with the slot (*ref), 0 to claim without one, or -1 with *cl
+ * the verdict (a twin kept it past RETRYSAFE_WAIT). */
+static int take_slot(struct claim_table *t, struct journal *j, const struct journal_attempt *a,
+                     int64_t deadline, struct claim_ref *ref, struct journal_claim *cl)
+{
+    struct claim_holder h;
+    for (;;) {
+        enum claim_take r = claim_table_take(t, a->key, a->pid, a->time_ms, &h, ref);
+        switch (r) {
+        case CLAIM_TAKEN:
+            return 1;
+        case CLAIM_TAKEN_FROM_DEAD:
+            if (record_dead_twin(j, a, &h) != 0) {
+                claim_table_release(t, ref);
+                return 0;   /* the journal failed: the claim below says so */
+            }
+            return 1;
+        case CLAIM_BLOCKED:
+            return 0;
+        case CLAIM_HELD:
+        case CLAIM_BUSY:
+            break;
+        }
+        int64_t left = deadline - clock_ms(CLOCK_MONOTONIC);
+        if (left <= 0) {
+            if (r == CLAIM_HELD) {
+                refuse_in_flight(&h, cl);
+                return -1;
+            }
+            return 0;   /* another key's slot: the journal decides */
+        }
+        pause_ms(left < GUARD_POLL_MS ? left : GUARD_POLL_MS);
+    }
+}
+
+/* The journal's claim, waiting for a twin in flight as the deadline
+ * allows. Returns 0, or -1 when the journal failed. */
+static int journal_decides(struct journal *j, const struct journal_attempt *a,
+                           int64_t deadline, struct journal_claim *cl)
+{
+    const struct config *cfg = shim_config();
+    struct journal_guard_rules rules = { 1, cfg->on_unknown_resend };
+    for (;;) {
+        int64_t now = clock_ms(CLOCK_MONOTONIC);
+        rules.may_wait = now < deadline;
+        if (journal_claim(j, a, &rules, cl) != 0) {
+            /* Never break the host: unguarded, but sent. */
+            shim_journal_trouble(journal_error(j));
+            return -1;
+        }
+        if (cl->verdict != JOURNAL_WAIT)
+            return 0;
+        int64_t left = deadline - now;
+        pause_ms(left < GUARD_POLL_MS ? (left > 0 ? left : 0) : GUARD_POLL_MS);
+    }
+}
+
+/* The verdict's row, once the journal holds it: a ticket for its outcome. */
+static struct journal_ticket *ticket_for(const struct journal_claim *cl)
+{
+    return cl->id ? journal_queue_ticket(cl->id) : NULL;
+}
+
 enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
-                                         const struct journal_attempt *a, int64_t *id)
+                                         const struct journal_attempt *a,
+                                         struct journal_ticket **ticket)
 {
     const struct config *cfg = shim_config();
     int64_t start = clock_ms(CLOCK_MONOTONIC);
     int64_t deadline = start + (int64_t)cfg->wait_ms;
-    struct journal_guard_rules rules = { 1, cfg->on_unknown_resend };
-    struct journal_claim cl;
-    *id = 0;
-    for (;;) {
-        int64_t now = clock_ms(CLOCK_MONOTONIC);
-        rules.may_wait = now < deadline;
-        if (journal_claim(j, a, &rules, &cl) != 0) {
-            /* Never break the host: unguarded, but sent. */
-            shim_journal_trouble(journal_error(j));
+    struct seen_filter *seen = shim_seen_filter();
+    struct claim_table *table = seen_filter_claims(seen);
+    struct journal_claim cl = { 0 };
+    struct claim_ref ref;
+    *ticket = NULL;
+    int slot = table ? take_slot(table, j, a, deadline, &ref, &cl) : 0;
+    /* Looked at holding the slot, before our own bits are set: a twin
+     * sets its bits before it takes the slot, and keeps the slot until its
+     * row is in the journal. So "never seen" here means no row of this
+     * request exists or can appear but ours. */
+    int unseen = slot == 1 && !seen_filter_maybe(seen, a->fingerprint);
+    seen_filter_add(seen, a->fingerprint);
+    if (unseen) {
+        /* Nothing to read: no process ever sent this request. Sent, and
+         * its row queued; the slot is held until the row is written. */
+        *ticket = journal_queue_begin_claimed(a, &ref);
+        if (*ticket)
             return OUTBOUND_SEND;
-        }
-        if (cl.verdict != JOURNAL_WAIT)
-            break;
-        int64_t left = deadline - now;
-        pause_ms(left < GUARD_POLL_MS ? (left > 0 ? left : 0) : GUARD_POLL_MS);
+    }
+    if (slot >= 0) {
+        int rc = journal_decides(j, a, deadline, &cl);
+        if (slot == 1)
+            claim_table_release(table, &ref);   /* the journal has the claim now */
+        if (rc != 0)
+            return OUTBOUND_SEND;
+    } else {
+        /* Refused without the journal: our attempt is journaled refused. */
+        struct journal_ticket *t = journal_queue_begin(a);
+        journal_queue_finish(t, JOURNAL_REFUSED, 409, 0);
     }
     log_verdict(&cl, a);
     if (cl.verdict == JOURNAL_SEND) {
-        *id = cl.id;
+        *ticket = ticket_for(&cl);
         return OUTBOUND_SEND;
     }
     struct buf bytes = { 0 };

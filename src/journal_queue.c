@@ -9,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "claim_table.h"
 #include "clock.h"
+#include "seen_filter.h"
 #include "hooks.h"
 #include "shim.h"
 
@@ -39,6 +41,8 @@ struct journal_ticket {
     int64_t id;                /* atomic: the row, once written (0: not yet,
                                   or never: its batch failed) */
     int outcome_queued;        /* atomic: its FINISH or ANSWER is queued */
+    int claimed;               /* holds claim until its row is written */
+    struct claim_ref claim;
     unsigned long batch;       /* writer only: the batch that writes the row */
     int index;                 /*   and its place there */
 };
@@ -176,8 +180,14 @@ static void write_batch(struct queued *batch, size_t n, unsigned long seq)
         }
         for (size_t i = 0; i < n; i++)
             if (ops[i].kind == JOURNAL_OP_BEGIN) {
-                __atomic_store_n(&batch[i].ticket->id, ops[i].id, __ATOMIC_RELEASE);
-                batch[i].ticket->index = -1;
+                struct journal_ticket *t = batch[i].ticket;
+                __atomic_store_n(&t->id, ops[i].id, __ATOMIC_RELEASE);
+                t->index = -1;
+                /* The row is the claim now. Not written, the slot stays
+                 * held: once this process is gone, a twin reads it as an
+                 * attempt whose outcome is unknown. */
+                if (t->claimed && ops[i].id)
+                    claim_table_release(seen_filter_claims(shim_seen_filter()), &t->claim);
             }
     }
     free(ops);
@@ -346,7 +356,9 @@ static char *copy_strings(struct journal_attempt *a)
     return text;
 }
 
-struct journal_ticket *journal_queue_begin(const struct journal_attempt *a)
+/* Queues a's row; claim: the slot its row releases once written. */
+static struct journal_ticket *begin(const struct journal_attempt *a,
+                                    const struct claim_ref *claim)
 {
     struct journal_ticket *t = ticket_new(0);
     struct queued q = { .kind = JOURNAL_OP_BEGIN, .ticket = t, .attempt = *a,
@@ -356,8 +368,23 @@ struct journal_ticket *journal_queue_begin(const struct journal_attempt *a)
         return NULL;
     }
     t->refs = 2;   /* the caller's and the op's */
+    if (claim) {
+        t->claimed = 1;
+        t->claim = *claim;
+    }
     enqueue(&q);
     return t;
+}
+
+struct journal_ticket *journal_queue_begin(const struct journal_attempt *a)
+{
+    return begin(a, NULL);
+}
+
+struct journal_ticket *journal_queue_begin_claimed(const struct journal_attempt *a,
+                                                  const struct claim_ref *claim)
+{
+    return begin(a, claim);
 }
 
 struct journal_ticket *journal_queue_ticket(int64_t id)

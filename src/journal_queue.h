@@ -30,6 +30,12 @@ struct journal_ticket;
 /* Queues a's row (copied). Returns its ticket, or NULL when out of memory
  * (nothing is recorded then). */
 struct journal_ticket *journal_queue_begin(const struct journal_attempt *a);
+/* The same for a guard-mode claim made in the claim table (claim_table.h):
+ * the slot is released once the row is written. NULL when out of memory
+ * (the slot is then the caller's to release). */
+struct claim_ref;
+struct journal_ticket *journal_queue_begin_claimed(const struct journal_attempt *a,
+                                                  const struct claim_ref *claim);
 /* A ticket for a row journal_claim already wrote; NULL when out of memory. */
 struct journal_ticket *journal_queue_ticket(int64_t id);
 

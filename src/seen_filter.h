@@ -31,6 +31,10 @@ typedef int (*seen_filter_fill_fn)(void *ctx, struct seen_filter *f);
 struct seen_filter *seen_filter_open(const char *path, seen_filter_fill_fn fill, void *ctx);
 void seen_filter_close(struct seen_filter *f);
 
+/* The claims in flight kept in the same file (claim_table.h); NULL
+ * without a filter. */
+struct claim_table *seen_filter_claims(struct seen_filter *f);
+
 /* fingerprint: the journal's hex fingerprint (key.h). */
 void seen_filter_add(struct seen_filter *f, const char *fingerprint);
 /* 0 only when fingerprint was certainly never added. */

@@ -33,7 +33,9 @@ guarded runs' in the journal.
 import collections
 import datetime
 import json
+import os
 import re
+import sqlite3
 import subprocess
 import time
 
@@ -666,6 +668,100 @@ def test_guard_killed_process_retry_refused_409(ctx):
     _assert_unknown_problem(doc, k, key, started, "problem document")
     rows = _rows(ctx, k)
     _assert_rows(rows, [("unknown", None), ("refused", 409)], key)
+
+
+def _read_answer(pipe, timeout=15.0):
+    """Reads one HTTP answer with a Content-Length from pipe."""
+    out, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        head, sep, body = out.partition(b"\r\n\r\n")
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        if sep and m and len(body) >= int(m.group(1)):
+            return out
+        data = os.read(pipe.fileno(), 65536)
+        if not data:
+            break
+        out += data
+    return out
+
+
+class _JournalLocked:
+    """Holds the journal's write lock (another process's long transaction),
+    so that no shim can write a row meanwhile; reads go on (WAL)."""
+
+    def __init__(self, ctx):
+        self.db = sqlite3.connect(ctx.journal_path, isolation_level=None)
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc):
+        self.db.execute("ROLLBACK")
+        self.db.close()
+
+
+# -- claims without a journal read (src/claim_table.c) -----------------------------------
+# A request no process ever sent (the filter of seen fingerprints never saw
+# it) is claimed in the shared claim table and sent at once; its row follows
+# through the process's writer, and the key's slot is held until the row is
+# written. These tests hold the journal's write lock so that the row cannot
+# be written: only the slot stands between a twin and a duplicate.
+
+@timeout(30)
+def test_guard_fast_claim_killed_before_row_written_409(ctx):
+    # The process dies after sending, before its row exists: the restarted
+    # one finds the slot of a dead holder, journals the dead attempt as
+    # unknown, and gets 409 unknown-outcome. One side effect.
+    k = _server(ctx, delay=2.0)
+    env = _guard_env(ctx, k)
+    key = _key(k)
+    _raw(ctx, k, env, body="warm=1")     # the journal and its filter exist
+    with _JournalLocked(ctx):
+        _kill_mid_request(ctx, k, env)
+        assert _rows(ctx, k) and len(_rows(ctx, k)) == 1, (
+            "the killed attempt was journaled despite the lock: %r" % _rows(ctx, k))
+    r = ctx.run([PYTHON, "-c", PY_RAW, k.port, ctx.write(_request(k))],
+                env=dict(env, RETRYSAFE_LOG="info"), timeout=20)
+    k.wait_idle(10)
+    assert k.count == 2 and _sent_keys(k)[1:] == [key], (
+        "%d side effects (warm-up included); keys %r" % (k.count, _sent_keys(k)))
+    _problem(r.stdout, "unknown-outcome", key, "after the killed fast claim")
+    assert b"before journaling it" in r.stderr, (
+        "the dead holder's slot was not what refused it: %r" % r.stderr[-600:])
+    rows = [row for row in _rows(ctx, k) if row.get("key") == key]
+    _assert_rows(rows, [("unknown", None), ("refused", 409)], key)
+
+
+@timeout(30)
+def test_guard_fast_claim_twin_refused_in_flight(ctx):
+    # The first attempt is at the server and its row cannot be written; a
+    # twin waits on the slot for RETRYSAFE_WAIT, then gets 409 in-flight
+    # without being sent. Its refusal is journaled once the lock is gone.
+    k = _server(ctx, delay=3.0)
+    env = _guard_env(ctx, k)
+    short = _guard_env(ctx, k, wait="300ms", log="debug")
+    key = _key(k)
+    _raw(ctx, k, env, body="warm=1")
+    with _JournalLocked(ctx):
+        a = _raw_popen(ctx, k, env)
+        _wait_request(k, 2)
+        b = subprocess.Popen([PYTHON, "-c", PY_RAW, str(k.port), ctx.write(_request(k))],
+                             env=short, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The whole answer, without waiting for the end of the stream: the
+        # process ends only once its row is written, after the lock.
+        out = _read_answer(b.stdout)
+    rest, b_err = b.communicate(timeout=20)
+    out += rest
+    first = _finish(a, "the first process")
+    k.wait_idle(10)
+    _problem(out, "in-flight", key, "twin of an unwritten claim")
+    assert k.count == 2 and _sent_keys(k)[1:] == [key], (
+        "%d side effects (warm-up included); keys %r" % (k.count, _sent_keys(k)))
+    assert_bytes(_answer_of(k, 1), first, "the first process received")
+    rows = [row for row in _rows(ctx, k) if row.get("key") == key]
+    assert sorted((r.get("outcome"), r.get("status")) for r in rows) == [
+        ("completed", 200), ("refused", 409)], (rows, b_err[-800:])
 
 
 @timeout(25)

@@ -15,5 +15,6 @@ Suite *canon_suite(void);
 Suite *journal_suite(void);
 Suite *guard_suite(void);
 Suite *seen_filter_suite(void);
+Suite *claim_table_suite(void);
 
 #endif
