@@ -103,12 +103,14 @@ static int record_dead_twin(struct journal *j, const struct journal_attempt *a,
 }
 
 /* Takes a's slot in the claim table, waiting for a twin that holds it.
- * Returns 1 with the slot (*ref), 0 to claim without one, or -1 with *cl
- * the verdict (a twin kept it past RETRYSAFE_WAIT). */
-static int take_slot(struct claim_table *t, struct journal *j, const struct journal_attempt *a,
-                     int64_t deadline, struct claim_ref *ref, struct journal_claim *cl)
+ * Returns 1 with the slot (*ref), 0 to claim through the journal without
+ * one, or -1 with *cl the verdict (a twin kept it past RETRYSAFE_WAIT). */
+static int take_slot(struct claim_table *t, struct seen_filter *seen, struct journal *j,
+                     const struct journal_attempt *a, int64_t deadline,
+                     struct claim_ref *ref, struct journal_claim *cl)
 {
     struct claim_holder h;
+    int marked = 0;
     for (;;) {
         enum claim_take r = claim_table_take(t, a->key, a->pid, a->time_ms, &h, ref);
         switch (r) {
@@ -122,17 +124,28 @@ static int take_slot(struct claim_table *t, struct journal *j, const struct jour
             return 1;
         case CLAIM_BLOCKED:
             return 0;
-        case CLAIM_HELD:
         case CLAIM_BUSY:
+            /* Another key's slot, held until that key's row is written:
+             * rather than wait, go to the journal. Our fingerprint's bits
+             * are set first, so a twin that takes the slot after us finds
+             * them and goes to the journal too, where one transaction
+             * orders us; then the slot is looked at again, in case a twin
+             * took it in between (the fence: our bits before that look, as
+             * flight_guard_claim's fence puts its slot before its look at
+             * the bits). */
+            if (marked)
+                return 0;
+            seen_filter_add(seen, a->fingerprint);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            marked = 1;
+            continue;
+        case CLAIM_HELD:
             break;
         }
         int64_t left = deadline - clock_ms(CLOCK_MONOTONIC);
         if (left <= 0) {
-            if (r == CLAIM_HELD) {
-                refuse_in_flight(&h, cl);
-                return -1;
-            }
-            return 0;   /* another key's slot: the journal decides */
+            refuse_in_flight(&h, cl);
+            return -1;
         }
         pause_ms(left < GUARD_POLL_MS ? left : GUARD_POLL_MS);
     }
@@ -178,11 +191,12 @@ enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
     struct journal_claim cl = { 0 };
     struct claim_ref ref;
     *ticket = NULL;
-    int slot = table ? take_slot(table, j, a, deadline, &ref, &cl) : 0;
+    int slot = table ? take_slot(table, seen, j, a, deadline, &ref, &cl) : 0;
     /* Looked at holding the slot, before our own bits are set: a twin
      * sets its bits before it takes the slot, and keeps the slot until its
      * row is in the journal. So "never seen" here means no row of this
      * request exists or can appear but ours. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     int unseen = slot == 1 && !seen_filter_maybe(seen, a->fingerprint);
     seen_filter_add(seen, a->fingerprint);
     if (unseen) {

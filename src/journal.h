@@ -156,7 +156,9 @@ enum journal_op_kind {
                              status and duration_ms (a finish folded in) */
     JOURNAL_OP_FINISH,    /* journal_finish(id, outcome, status, duration_ms) */
     JOURNAL_OP_ANSWER     /* journal_finish_answer(id, status, duration_ms,
-                             answer, answer_len, too_large) */
+                             answer, answer_len, too_large); after a BEGIN
+                             of the same batch that came completed (the
+                             outcome folded in), the answer alone */
 };
 
 struct journal_op {

@@ -140,6 +140,11 @@ static void to_ops(struct queued *batch, size_t n, unsigned long seq, struct jou
             row->duration_ms = q->duration_ms;
             ops[i].id = 0;   /* nothing left to do */
         } else if (t->batch == seq && t->index >= 0) {
+            /* An answer: its outcome, too, is written with the row. */
+            struct journal_op *row = &ops[t->index];
+            row->attempt.outcome = JOURNAL_COMPLETED;
+            row->status = q->status;
+            row->duration_ms = q->duration_ms;
             ops[i].ref = t->index;
         } else {
             ops[i].id = __atomic_load_n(&t->id, __ATOMIC_ACQUIRE);

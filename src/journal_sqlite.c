@@ -921,8 +921,10 @@ static int sq_claim(void *state, const struct journal_attempt *a,
 
 /* Inside a write transaction: the attempt completed, and its answer is
  * kept for the key. Returns 0, 1 when the row is gone, or -1. */
+/* outcome_recorded: the row says completed already (its BEGIN, in the
+ * same batch, came with the outcome folded in). */
 static int save_answer(struct sq *s, int64_t id, int status, int64_t duration_ms,
-                       const char *answer, size_t len, int too_large)
+                       const char *answer, size_t len, int too_large, int outcome_recorded)
 {
     sqlite3_stmt *st = s->st[ST_SAVE_ANSWER];
     const char *what = "cannot record an answer in";
@@ -930,7 +932,8 @@ static int save_answer(struct sq *s, int64_t id, int status, int64_t duration_ms
     clock_gettime(CLOCK_REALTIME, &now);
     if (len > INT32_MAX)
         return journal_fail("%s %s: %zu bytes", what, s->path, len);
-    int rc = update_outcome(s, id, JOURNAL_COMPLETED, status, duration_ms);
+    int rc = outcome_recorded ? 0
+                              : update_outcome(s, id, JOURNAL_COMPLETED, status, duration_ms);
     if (rc == 0 &&
         (sqlite3_bind_int64(st, 1, id) ||
          sqlite3_bind_int64(st, 2, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000) ||
@@ -953,7 +956,7 @@ static int sq_finish_answer(void *state, int64_t id, int status,
     const char *what = "cannot record an answer in";
     if (begin_write(s, what) < 0)
         return -1;
-    int rc = save_answer(s, id, status, duration_ms, answer, len, too_large);
+    int rc = save_answer(s, id, status, duration_ms, answer, len, too_large, 0);
     if (rc > 0)
         rc = journal_fail("%s %s: no attempt %lld (pruned?)", what, s->path,
                           (long long)id);
@@ -982,7 +985,9 @@ static int apply_one(struct sq *s, struct journal_op *ops, struct journal_op *op
                       : 1;
     case JOURNAL_OP_ANSWER:
         return id > 0 ? save_answer(s, id, op->status, op->duration_ms, op->answer,
-                                    op->answer_len, op->too_large)
+                                    op->answer_len, op->too_large,
+                                    op->ref >= 0 &&
+                                    ops[op->ref].attempt.outcome == JOURNAL_COMPLETED)
                       : 1;
     }
     return journal_fail("unknown journal op %d", (int)op->kind);
