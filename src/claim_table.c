@@ -2,10 +2,16 @@
 #include "claim_table.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define PID_BITS 23                     /* pid_max is at most 2^22 */
 #define PID_MASK ((UINT64_C(1) << PID_BITS) - 1)
+/* The holder of an abandoned slot: above pid_max, so never alive. */
+#define NO_PID PID_MASK
 #define TAG_BITS 41
 
 struct claim_table {
@@ -20,6 +26,40 @@ struct claim_table *claim_table_at(void *region)
     return region;
 }
 
+/* The file must be ours in the way the journal is: a regular file of this
+ * user that no one else may write. */
+static int usable(int fd, struct stat *st)
+{
+    return fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
+           !(st->st_mode & 022);
+}
+
+struct claim_table *claim_table_open(const char *path)
+{
+    int e = errno;
+    struct stat st;
+    void *p = MAP_FAILED;
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd >= 0 && usable(fd, &st)) {
+        /* Sized by whoever finds it empty; the same size from each. Only
+         * this size is mapped: a mapping past a file's end would fault. */
+        if (st.st_size == 0 && ftruncate(fd, CLAIM_TABLE_BYTES) == 0)
+            fstat(fd, &st);
+        if (st.st_size == CLAIM_TABLE_BYTES)
+            p = mmap(NULL, CLAIM_TABLE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    }
+    if (fd >= 0)
+        close(fd);   /* the mapping outlives it: no descriptor is kept */
+    errno = e;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void claim_table_close(struct claim_table *t)
+{
+    if (t)
+        munmap(t, CLAIM_TABLE_BYTES);
+}
+
 /* FNV-1a: keys are MACs already; this only spreads them over slots. */
 static uint64_t hash_of(const char *key)
 {
@@ -29,17 +69,19 @@ static uint64_t hash_of(const char *key)
     return h;
 }
 
-/* Same machine only; a pid we may not signal is someone's, alive. */
+/* Same machine only; a pid we may not signal is someone's, alive. Pid 0
+ * is an abandoned slot's: no process (kill would signal our group). */
 static int alive(int pid)
 {
-    return kill(pid, 0) == 0 || errno == EPERM;
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
 static struct claim_holder holder_of(const struct claim_table *t, uint32_t slot,
                                      uint64_t word)
 {
+    uint64_t pid = word & PID_MASK;
     return (struct claim_holder){
-        (int)(word & PID_MASK), __atomic_load_n(&t->times[slot], __ATOMIC_ACQUIRE)
+        pid == NO_PID ? 0 : (int)pid, __atomic_load_n(&t->times[slot], __ATOMIC_ACQUIRE), word
     };
 }
 
@@ -70,9 +112,9 @@ enum claim_take claim_table_take(struct claim_table *t, const char *key, int pid
         /* Free, or this key's slot left by a dead holder: ours if the word
          * is still what we read. */
         if (__atomic_compare_exchange_n(&t->words[slot], &word, mine, 0,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                                        __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
             __atomic_store_n(&t->times[slot], time_ms, __ATOMIC_RELEASE);
-            *ref = (struct claim_ref){ slot, mine };
+            *ref = (struct claim_ref){ t, slot, mine };
             result = word ? CLAIM_TAKEN_FROM_DEAD : CLAIM_TAKEN;
             break;
         }
@@ -81,9 +123,26 @@ enum claim_take claim_table_take(struct claim_table *t, const char *key, int pid
     return result;
 }
 
-void claim_table_release(struct claim_table *t, const struct claim_ref *ref)
+/* The slot becomes to, if it is still ref's. */
+static void hand_over(const struct claim_ref *ref, uint64_t to)
 {
-    uint64_t word = ref->word;
-    __atomic_compare_exchange_n(&t->words[ref->slot], &word, 0, 0, __ATOMIC_ACQ_REL,
-                                __ATOMIC_ACQUIRE);
+    uint64_t word = ref && ref->table ? ref->word : 0;
+    if (word)
+        __atomic_compare_exchange_n(&ref->table->words[ref->slot], &word, to, 0,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE);
+}
+
+void claim_table_release(const struct claim_ref *ref)
+{
+    hand_over(ref, 0);
+}
+
+void claim_table_give_back(const struct claim_ref *ref, const struct claim_holder *holder)
+{
+    hand_over(ref, holder->word);
+}
+
+void claim_table_abandon(const struct claim_ref *ref)
+{
+    hand_over(ref, ref ? (ref->word & ~PID_MASK) | NO_PID : 0);
 }

@@ -77,10 +77,12 @@ static void log_verdict(const struct journal_claim *cl, const struct journal_att
 }
 
 /* A claim refused here, without the journal: its twin holds the key's
- * slot (claim_table.h) and did not finish within RETRYSAFE_WAIT. */
-static void refuse_in_flight(const struct claim_holder *h, struct journal_claim *cl)
+ * slot (claim_table.h): in flight past RETRYSAFE_WAIT, or dead without
+ * its row, when the journal could not take the dead one's row either. */
+static void refuse_here(enum journal_verdict verdict, const struct claim_holder *h,
+                        struct journal_claim *cl)
 {
-    *cl = (struct journal_claim){ .verdict = JOURNAL_REFUSE_IN_FLIGHT, .attempt = 2 };
+    *cl = (struct journal_claim){ .verdict = verdict, .attempt = 2 };
     cl->state.attempts = 1;
     cl->state.first_ms = h->time_ms;
     cl->state.in_flight_pid = h->pid;
@@ -96,18 +98,25 @@ static int record_dead_twin(struct journal *j, const struct journal_attempt *a,
     op.attempt.pid = h->pid;
     op.attempt.time_ms = h->time_ms;
     op.attempt.outcome = JOURNAL_UNKNOWN;
-    log_msg(CONFIG_LOG_INFO, "guard: process %d died sending %s %s%s with key %s "
-            "before journaling it: its outcome is unknown", h->pid, a->method, a->host,
-            a->path, a->key);
+    log_msg(CONFIG_LOG_INFO, "guard: %s %s%s with key %s was sent by a process "
+            "(%d) that ended before journaling it: its outcome is unknown", a->method,
+            a->host, a->path, a->key, h->pid);
     return journal_apply(j, &op, 1);
 }
 
-/* Takes a's slot in the claim table, waiting for a twin that holds it.
- * Returns 1 with the slot (*ref), 0 to claim through the journal without
- * one, or -1 with *cl the verdict (a twin kept it past RETRYSAFE_WAIT). */
-static int take_slot(struct claim_table *t, struct seen_filter *seen, struct journal *j,
-                     const struct journal_attempt *a, int64_t deadline,
-                     struct claim_ref *ref, struct journal_claim *cl)
+/* What take_slot got. */
+enum slot_result {
+    SLOT_NONE,       /* claim through the journal, without a slot */
+    SLOT_FRESH,      /* the slot is ours; a fast claim may follow */
+    SLOT_TAKEN_OVER, /* ours, from a dead twin now journaled: the journal decides */
+    SLOT_VERDICT     /* refused here: *cl */
+};
+
+/* Takes a's slot in the claim table, waiting for a twin that holds it. */
+static enum slot_result take_slot(struct claim_table *t, struct seen_filter *seen,
+                                  struct journal *j, const struct journal_attempt *a,
+                                  int64_t deadline, struct claim_ref *ref,
+                                  struct journal_claim *cl)
 {
     struct claim_holder h;
     int marked = 0;
@@ -115,26 +124,26 @@ static int take_slot(struct claim_table *t, struct seen_filter *seen, struct jou
         enum claim_take r = claim_table_take(t, a->key, a->pid, a->time_ms, &h, ref);
         switch (r) {
         case CLAIM_TAKEN:
-            return 1;
+            return SLOT_FRESH;
         case CLAIM_TAKEN_FROM_DEAD:
-            if (record_dead_twin(j, a, &h) != 0) {
-                claim_table_release(t, ref);
-                return 0;   /* the journal failed: the claim below says so */
-            }
-            return 1;
-        case CLAIM_BLOCKED:
-            return 0;
+            if (record_dead_twin(j, a, &h) == 0)
+                return SLOT_TAKEN_OVER;
+            /* Not journaled: the slot stays the dead one's, and this
+             * claim, which cannot know more, is refused. */
+            claim_table_give_back(ref, &h);
+            refuse_here(JOURNAL_REFUSE_UNKNOWN, &h, cl);
+            return SLOT_VERDICT;
         case CLAIM_BUSY:
-            /* Another key's slot, held until that key's row is written:
-             * rather than wait, go to the journal. Our fingerprint's bits
+        case CLAIM_BLOCKED:
+            /* Another key's slot: not waited for. Our fingerprint's bits
              * are set first, so a twin that takes the slot after us finds
              * them and goes to the journal too, where one transaction
-             * orders us; then the slot is looked at again, in case a twin
-             * took it in between (the fence: our bits before that look, as
-             * flight_guard_claim's fence puts its slot before its look at
-             * the bits). */
+             * orders us; then the slot is looked at once more, in case a
+             * twin took it in between. The fence keeps our bits before
+             * that look, as flight_guard_claim's keeps a taker's slot
+             * before its look at the bits. */
             if (marked)
-                return 0;
+                return SLOT_NONE;
             seen_filter_add(seen, a->fingerprint);
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
             marked = 1;
@@ -144,8 +153,8 @@ static int take_slot(struct claim_table *t, struct seen_filter *seen, struct jou
         }
         int64_t left = deadline - clock_ms(CLOCK_MONOTONIC);
         if (left <= 0) {
-            refuse_in_flight(&h, cl);
-            return -1;
+            refuse_here(JOURNAL_REFUSE_IN_FLIGHT, &h, cl);
+            return SLOT_VERDICT;
         }
         pause_ms(left < GUARD_POLL_MS ? left : GUARD_POLL_MS);
     }
@@ -186,18 +195,21 @@ enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
     const struct config *cfg = shim_config();
     int64_t start = clock_ms(CLOCK_MONOTONIC);
     int64_t deadline = start + (int64_t)cfg->wait_ms;
+    shim_check_shared_files();
     struct seen_filter *seen = shim_seen_filter();
-    struct claim_table *table = seen_filter_claims(seen);
+    struct claim_table *table = seen ? shim_claim_table() : NULL;
     struct journal_claim cl = { 0 };
-    struct claim_ref ref;
+    struct claim_ref ref = { 0 };
     *ticket = NULL;
-    int slot = table ? take_slot(table, seen, j, a, deadline, &ref, &cl) : 0;
-    /* Looked at holding the slot, before our own bits are set: a twin
-     * sets its bits before it takes the slot, and keeps the slot until its
-     * row is in the journal. So "never seen" here means no row of this
-     * request exists or can appear but ours. */
+    enum slot_result slot = table ? take_slot(table, seen, j, a, deadline, &ref, &cl)
+                                  : SLOT_NONE;
+    /* Looked at holding the slot, before our own bits are set. Every
+     * claimer sets its bits before it gives the slot back (a fast one only
+     * once its row is written), and the fence orders our take before this
+     * look; so "never seen" here means no row of this request exists or
+     * can appear but ours. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    int unseen = slot == 1 && !seen_filter_maybe(seen, a->fingerprint);
+    int unseen = slot == SLOT_FRESH && !seen_filter_maybe(seen, a->fingerprint);
     seen_filter_add(seen, a->fingerprint);
     if (unseen) {
         /* Nothing to read: no process ever sent this request. Sent, and
@@ -206,11 +218,12 @@ enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
         if (*ticket)
             return OUTBOUND_SEND;
     }
-    if (slot >= 0) {
-        int rc = journal_decides(j, a, deadline, &cl);
-        if (slot == 1)
-            claim_table_release(table, &ref);   /* the journal has the claim now */
-        if (rc != 0)
+    if (slot != SLOT_VERDICT) {
+        /* Given back before the journal's claim, which may wait: a twin
+         * that takes the slot now sees our bits and asks the journal too,
+         * and a retry killed while it waits leaves no slot behind. */
+        claim_table_release(&ref);
+        if (journal_decides(j, a, deadline, &cl) != 0)
             return OUTBOUND_SEND;
     } else {
         /* Refused without the journal: our attempt is journaled refused. */

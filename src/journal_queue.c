@@ -11,7 +11,6 @@
 
 #include "claim_table.h"
 #include "clock.h"
-#include "seen_filter.h"
 #include "hooks.h"
 #include "shim.h"
 
@@ -185,17 +184,23 @@ static void write_batch(struct queued *batch, size_t n, unsigned long seq)
         }
         for (size_t i = 0; i < n; i++)
             if (ops[i].kind == JOURNAL_OP_BEGIN) {
-                struct journal_ticket *t = batch[i].ticket;
-                __atomic_store_n(&t->id, ops[i].id, __ATOMIC_RELEASE);
-                t->index = -1;
-                /* The row is the claim now. Not written, the slot stays
-                 * held: once this process is gone, a twin reads it as an
-                 * attempt whose outcome is unknown. */
-                if (t->claimed && ops[i].id)
-                    claim_table_release(seen_filter_claims(shim_seen_filter()), &t->claim);
+                __atomic_store_n(&batch[i].ticket->id, ops[i].id, __ATOMIC_RELEASE);
+                batch[i].ticket->index = -1;
             }
     }
     free(ops);
+    /* A claimed row is the claim once written: its slot is released. One
+     * never written leaves the slot held by no one: to a twin, an attempt
+     * whose outcome is unknown. */
+    for (size_t i = 0; i < n; i++) {
+        struct journal_ticket *t = batch[i].ticket;
+        if (batch[i].kind != JOURNAL_OP_BEGIN || !t->claimed)
+            continue;
+        if (__atomic_load_n(&t->id, __ATOMIC_ACQUIRE))
+            claim_table_release(&t->claim);
+        else
+            claim_table_abandon(&t->claim);
+    }
 }
 
 /* Under queue_lock: waits until rows are queued (or held ones are due),
@@ -480,6 +485,18 @@ static size_t flush_locked(int timeout_ms)
     }
     flushing--;
     return written_total < target ? (size_t)(target - written_total) : 0;
+}
+
+void journal_queue_abandon_claims(void)
+{
+    struct timespec until;
+    deadline_in(&until, 100);
+    if (pthread_mutex_timedlock(&queue_lock, &until) != 0)
+        return;
+    for (size_t i = 0; i < n_pending; i++)
+        if (pending[i].kind == JOURNAL_OP_BEGIN && pending[i].ticket->claimed)
+            claim_table_abandon(&pending[i].ticket->claim);
+    pthread_mutex_unlock(&queue_lock);
 }
 
 /* The writer's connection is closed around fork like every journal's

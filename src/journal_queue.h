@@ -64,6 +64,11 @@ size_t journal_queue_flush(int timeout_ms);
  * handler: gives up at once if the queue's lock is taken. */
 void journal_queue_flush_at_exit(int timeout_ms);
 
+/* Before exec, after a flush: the claims of rows still not written leave
+ * their slots held by no one (claim_table_abandon), since the new image
+ * keeps the pid but not the queue. */
+void journal_queue_abandon_claims(void);
+
 /* Around fork(): the child has no writer, and what is queued is the
  * parent's to write. */
 void journal_queue_fork(enum fork_phase phase);

@@ -6,15 +6,8 @@
  * 10^6 after 100 000. The fingerprint is already a keyed hash (64 bits of
  * HMAC-SHA256), so its two halves give the probes directly (double
  * hashing); nothing here is secret.
- *
- * The same file carries guard mode's claims in flight (claim_table.h)
- * after the bits: they must be shared by exactly the processes that share
- * the filter, since a fast claim is one whose fingerprint the filter
- * never saw.
  */
 #include "seen_filter.h"
-
-#include "claim_table.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -34,10 +27,8 @@
  * complete (it learnt the journal's fingerprints before it was put in
  * place) and while no process declared it invalid. */
 #define HEADER_BYTES 4096u
-#define FILE_BYTES (HEADER_BYTES + FILTER_BYTES + CLAIM_TABLE_BYTES)
-static const char MAGIC[8] = "RSSEEN2";
-/* The file as retrysafe before claims wrote it: replaced, not trusted. */
-#define FORMAT_1_BYTES (HEADER_BYTES + FILTER_BYTES)
+#define FILE_BYTES (HEADER_BYTES + FILTER_BYTES)
+static const char MAGIC[8] = "RSSEEN1";
 
 struct header {
     char magic[8];
@@ -49,21 +40,15 @@ struct seen_filter {
     unsigned char *map;        /* FILE_BYTES, mapped shared */
     struct header *header;
     unsigned char *bits;
-    struct claim_table *claims;
 };
 
 /* The file must be ours in the way the journal is (journal_sqlite.c): a
  * regular file of this user that no one else may write, of our size. */
-static int ours_sized(int fd, off_t size)
+static int ours(int fd)
 {
     struct stat st;
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-           !(st.st_mode & 022) && st.st_size == size;
-}
-
-static int ours(int fd)
-{
-    return ours_sized(fd, FILE_BYTES);
+           !(st.st_mode & 022) && st.st_size == FILE_BYTES;
 }
 
 static struct seen_filter *map_file(int fd)
@@ -81,8 +66,26 @@ static struct seen_filter *map_file(int fd)
     f->map = p;
     f->header = p;
     f->bits = (unsigned char *)p + HEADER_BYTES;
-    f->claims = claim_table_at((unsigned char *)p + HEADER_BYTES + FILTER_BYTES);
     return f;
+}
+
+static void mark_invalid(int fd)
+{
+    static const uint32_t one = 1;
+    if (pwrite(fd, &one, sizeof(one), offsetof(struct header, invalid)) < 0) {
+        /* Nothing more can be done: the others keep trusting it. */
+    }
+}
+
+void seen_filter_declare_invalid(const char *path)
+{
+    int e = errno;
+    int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0 && ours(fd))
+        mark_invalid(fd);
+    if (fd >= 0)
+        close(fd);
+    errno = e;
 }
 
 /* An existing filter; one that cannot be kept up to date by this process
@@ -92,21 +95,9 @@ static struct seen_filter *open_existing(const char *path)
     int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return NULL;
-    if (ours_sized(fd, FORMAT_1_BYTES)) {
-        /* An older retrysafe's: made again, with room for claims. */
-        close(fd);
-        if (unlink(path) != 0 && errno != ENOENT)
-            return NULL;
-        errno = ENOENT;
-        return NULL;
-    }
     struct seen_filter *f = ours(fd) ? map_file(fd) : NULL;
-    if (!f && ours(fd)) {
-        static const uint32_t one = 1;
-        if (pwrite(fd, &one, sizeof(one), offsetof(struct header, invalid)) < 0) {
-            /* Nothing more can be done: the others keep trusting it. */
-        }
-    }
+    if (!f && ours(fd))
+        mark_invalid(fd);
     close(fd);
     if (f && (memcmp(f->header->magic, MAGIC, sizeof(MAGIC)) != 0 ||
               !__atomic_load_n(&f->header->complete, __ATOMIC_ACQUIRE))) {
@@ -125,6 +116,7 @@ static struct seen_filter *create(const char *path, seen_filter_fill_fn fill, vo
 {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+    unlink(tmp);   /* left by a process that had our pid and died */
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0)
         return NULL;
@@ -156,11 +148,6 @@ struct seen_filter *seen_filter_open(const char *path, seen_filter_fill_fn fill,
         f = create(path, fill, ctx);
     errno = e;
     return f;
-}
-
-struct claim_table *seen_filter_claims(struct seen_filter *f)
-{
-    return f ? f->claims : NULL;
 }
 
 void seen_filter_close(struct seen_filter *f)

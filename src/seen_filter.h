@@ -30,10 +30,9 @@ typedef int (*seen_filter_fill_fn)(void *ctx, struct seen_filter *f);
  * journal. */
 struct seen_filter *seen_filter_open(const char *path, seen_filter_fill_fn fill, void *ctx);
 void seen_filter_close(struct seen_filter *f);
-
-/* The claims in flight kept in the same file (claim_table.h); NULL
- * without a filter. */
-struct claim_table *seen_filter_claims(struct seen_filter *f);
+/* Declares the filter at path invalid for every process (one that cannot
+ * keep it up to date): from then on, every lookup asks the journal. */
+void seen_filter_declare_invalid(const char *path);
 
 /* fingerprint: the journal's hex fingerprint (key.h). */
 void seen_filter_add(struct seen_filter *f, const char *fingerprint);

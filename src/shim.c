@@ -6,6 +6,7 @@
 #include "shim.h"
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "location.h"
 #include "secret.h"
 #include "seen_filter.h"
+#include "claim_table.h"
 #include "clock.h"
 
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -41,6 +43,19 @@ static int64_t journal_failed_ms;   /* last failure to open; 0: none */
 static int journal_warned;
 static int journal_off;     /* RETRYSAFE_JOURNAL=off */
 static struct seen_filter *seen;   /* beside the journal; NULL: none */
+static struct claim_table *claims; /* guard mode's, beside it; NULL: none */
+/* Which files those are: guard mode checks that they are still the ones
+ * at their paths (shim_check_shared_files). */
+static char shared_location[4096];
+static struct file_id { dev_t dev; ino_t ino; } seen_id, claims_id;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct file_id file_id_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (struct file_id){ st.st_dev, st.st_ino }
+                                : (struct file_id){ 0, 0 };
+}
 static pid_t forking_pid;   /* the parent, during our fork hook */
 
 static const char *lookup_env(void *ctx, const char *name)
@@ -205,17 +220,58 @@ static int fill_seen(void *ctx, struct seen_filter *f)
 }
 
 /* The filter beside the journal (seen_filter.h). Without it, lookups
- * read the journal. */
+ * read the journal. In guard mode, the claim table too (claim_table.h);
+ * a guard process that lacks either would claim without telling the
+ * others' fast claims, so it declares the filter invalid for all: no
+ * claim is then made without the journal. */
 static void open_seen_filter(const char *location)
 {
     char path[4096 + 8];
     snprintf(path, sizeof(path), "%s-seen", location);
+    /* A filter or table replaced under us is left mapped, never unmapped:
+     * another thread may be looking at it. */
     __atomic_store_n(&seen, seen_filter_open(path, fill_seen, journal), __ATOMIC_RELEASE);
+    seen_id = file_id_of(path);
+    if (config.mode != CONFIG_MODE_GUARD)
+        return;
+    snprintf(shared_location, sizeof(shared_location), "%s", location);
+    char table[4096 + 8];
+    snprintf(table, sizeof(table), "%s-claims", location);
+    __atomic_store_n(&claims, claim_table_open(table), __ATOMIC_RELEASE);
+    claims_id = file_id_of(table);
+    if (!seen || !claims) {
+        log_msg(CONFIG_LOG_WARN, "guard: cannot use %s; every claim reads the journal",
+                seen ? table : path);
+        seen_filter_declare_invalid(path);
+    }
 }
 
 struct seen_filter *shim_seen_filter(void)
 {
     return __atomic_load_n(&seen, __ATOMIC_ACQUIRE);
+}
+
+struct claim_table *shim_claim_table(void)
+{
+    return __atomic_load_n(&claims, __ATOMIC_ACQUIRE);
+}
+
+void shim_check_shared_files(void)
+{
+    if (!shared_location[0] || pthread_mutex_lock(&shared_lock) != 0)
+        return;
+    char path[4096 + 16];
+    snprintf(path, sizeof(path), "%s-seen", shared_location);
+    struct file_id s = file_id_of(path);
+    snprintf(path, sizeof(path), "%s-claims", shared_location);
+    struct file_id c = file_id_of(path);
+    if (s.dev != seen_id.dev || s.ino != seen_id.ino || c.dev != claims_id.dev ||
+        c.ino != claims_id.ino) {
+        log_msg(CONFIG_LOG_INFO, "guard: the filter or claim table beside the journal "
+                "was replaced; using the new ones");
+        open_seen_filter(shared_location);
+    }
+    pthread_mutex_unlock(&shared_lock);
 }
 
 /* The process's journal and, beside it, the connection journal_queue's

@@ -22,6 +22,13 @@ struct journal *shim_journal(void);
 /* The filter of fingerprints the journal may know (seen_filter.h), once
  * the journal is open; NULL when there is none. */
 struct seen_filter *shim_seen_filter(void);
+/* Guard mode's claim table beside the journal (claim_table.h); NULL when
+ * there is none (then every claim reads the journal). */
+struct claim_table *shim_claim_table(void);
+/* Guard mode: maps the filter and the claim table again if the files at
+ * their paths are no longer the mapped ones (deleted, replaced): claims
+ * must meet the other processes' in the same files. */
+void shim_check_shared_files(void);
 /* The journal if this process has it open already; never opens one. */
 struct journal *shim_journal_if_open(void);
 /* A journal call failed: warn once; the request goes on regardless. */

@@ -14,11 +14,16 @@
 
 struct journal *tool_open_journal(const char *option)
 {
+    char path[PATH_MAX];
+    return tool_open_journal_at(option, path, sizeof(path));
+}
+
+struct journal *tool_open_journal_at(const char *option, char *path, size_t size)
+{
     const char *configured = option ? option : getenv("RETRYSAFE_JOURNAL");
     if (configured && !*configured)
         configured = NULL;
-    char path[PATH_MAX];
-    switch (location_journal(configured, path, sizeof(path))) {
+    switch (location_journal(configured, path, size)) {
     case LOCATION_OFF:
         tool_error("the journal is off (RETRYSAFE_JOURNAL=off): nothing was recorded");
         return NULL;

@@ -12,6 +12,8 @@
  * RETRYSAFE_JOURNAL, else the default location. Prints a clear message and
  * returns NULL when there is none or it cannot be read. */
 struct journal *tool_open_journal(const char *option);
+/* The same, with the journal's path in path. */
+struct journal *tool_open_journal_at(const char *option, char *path, size_t size);
 
 /* Wall-clock milliseconds since the epoch. */
 int64_t tool_now_ms(void);

@@ -734,6 +734,29 @@ def test_guard_fast_claim_killed_before_row_written_409(ctx):
 
 
 @timeout(30)
+def test_guard_forget_frees_unjournaled_claim(ctx):
+    # A process died after sending, before its row existed; `retrysafe
+    # forget KEY` (a person checked: it did not happen) frees the key's slot
+    # as it would forget rows, and the next attempt is sent.
+    k = _server(ctx, delay=1.0)
+    env = _guard_env(ctx, k)
+    key = _key(k)
+    _raw(ctx, k, env, body="warm=1")
+    with _JournalLocked(ctx):
+        _kill_mid_request(ctx, k, env)
+    k.wait_idle(10)
+    r = ctx.tool("forget", key)
+    assert b"died unjournaled" in r.stdout, r.stdout
+    sent = _raw(ctx, k, env)
+    k.wait_idle(10)
+    assert k.count == 3 and _sent_keys(k)[1:] == [key, key], (
+        "%d side effects (warm-up included); keys %r" % (k.count, _sent_keys(k)))
+    assert_bytes(_answer_of(k, 2), sent, "after forget, the client received")
+    rows = [row for row in _rows(ctx, k) if row.get("key") == key]
+    _assert_rows(rows, [("completed", 200)], key)
+
+
+@timeout(30)
 def test_guard_fast_claim_twin_refused_in_flight(ctx):
     # The first attempt is at the server and its row cannot be written; a
     # twin waits on the slot for RETRYSAFE_WAIT, then gets 409 in-flight

@@ -9,7 +9,8 @@ import subprocess
 from harness import LIB, require_lib
 
 HOOKS = {
-    "connect", "close", "_exit", "_Exit", "shutdown", "close_range", "dup",
+    "connect", "close", "_exit", "_Exit", "execve", "execv", "execvp",
+    "execvpe", "fexecve", "execl", "execlp", "execle", "shutdown", "close_range", "dup",
     "dup2", "dup3", "fcntl", "fcntl64", "fork", "write", "writev", "send",
     "sendto",
     "sendmsg", "sendmmsg", "sendfile", "sendfile64", "read", "readv",
