@@ -34,20 +34,26 @@ static int usable(int fd, struct stat *st)
            !(st->st_mode & 022);
 }
 
-struct claim_table *claim_table_open(const char *path)
+struct claim_table *claim_table_open(const char *path, struct file_id *id)
 {
     int e = errno;
     struct stat st;
     void *p = MAP_FAILED;
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd >= 0 && usable(fd, &st)) {
-        /* Sized by whoever finds it empty; the same size from each. Only
-         * this size is mapped: a mapping past a file's end would fault. */
-        if (st.st_size == 0 && ftruncate(fd, CLAIM_TABLE_BYTES) == 0)
+        /* Sized by whoever finds it empty, the same size from each, with
+         * its blocks allocated: a page of a sparse file touched on a full
+         * disk would be a SIGBUS in the host. Only this size is mapped: a
+         * mapping past a file's end would fault too. */
+        if (st.st_size == 0 && fchmod(fd, 0600) == 0 &&
+            posix_fallocate(fd, 0, CLAIM_TABLE_BYTES) == 0)
             fstat(fd, &st);
         if (st.st_size == CLAIM_TABLE_BYTES)
             p = mmap(NULL, CLAIM_TABLE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     }
+    if (id)
+        *id = p != MAP_FAILED ? (struct file_id){ st.st_dev, st.st_ino }
+                              : (struct file_id){ 0, 0 };
     if (fd >= 0)
         close(fd);   /* the mapping outlives it: no descriptor is kept */
     errno = e;

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "file_id.h"
+
 /* Slots in the table: far more than claims in flight at once. */
 #define CLAIM_TABLE_SLOTS 65536
 #define CLAIM_TABLE_BYTES (CLAIM_TABLE_SLOTS * 16)
@@ -35,8 +37,8 @@ struct claim_table;
 /* Maps the table file at path, made (0600) when there is none. A zeroed
  * file is an empty table, so processes racing to make it agree. NULL when
  * it cannot be used (another owner, writable by others, a link, another
- * size, no memory). */
-struct claim_table *claim_table_open(const char *path);
+ * size, no room on the disk, no memory). *id (may be NULL): the file. */
+struct claim_table *claim_table_open(const char *path, struct file_id *id);
 void claim_table_close(struct claim_table *t);
 /* The table in a zeroed or existing region of CLAIM_TABLE_BYTES, 8-byte
  * aligned, shared by every process that uses it (tests). */

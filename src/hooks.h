@@ -2,8 +2,9 @@
  *
  * The hooks are split by what they stand in front of: hooks_send.c (the
  * write family), hooks_recv.c (the read family), hooks_fd.c (connect,
- * close, dup, fork: a connection's lifetime) and hooks_poll.c (poll,
- * select, epoll: readiness). Each hook is a few lines: an untracked fd goes
+ * close, dup, fork: a connection's lifetime), hooks_poll.c (poll,
+ * select, epoll: readiness) and hooks_exec.c (exec: the queue is written
+ * before the image goes). Each hook is a few lines: an untracked fd goes
  * straight to the real call, a tracked one to its connection.
  */
 #ifndef RETRYSAFE_HOOKS_H

@@ -21,9 +21,6 @@
 #include "hooks.h"
 #include "journal_queue.h"
 
-/* Arguments an l-form may pass; POSIX guarantees far fewer. */
-#define EXEC_MAX_ARGS 4096
-
 static void before_exec(void)
 {
     if (!hooks_table_is_ours() || hooks_in_shim)
@@ -92,31 +89,41 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
     return real_fexecve(fd, argv, envp);
 }
 
-/* Collects an l-form's arguments after arg0 up to the NULL; with_env: the
- * environment follows it. Returns 0, or -1 (E2BIG) when there are more
- * than EXEC_MAX_ARGS. */
-static int collect(const char *arg0, va_list ap, char **argv, char ***envp)
+/* How many arguments an l-form passes after arg0, up to its NULL. */
+static size_t count_args(const char *arg0, va_list ap)
+{
+    size_t n = 0;
+    va_list copy;
+    va_copy(copy, ap);
+    while (arg0 && va_arg(copy, char *) != NULL)
+        n++;
+    va_end(copy);
+    return n;
+}
+
+/* Fills argv (room for count_args() + 2) with arg0, the rest and the NULL;
+ * *envp, if asked for, gets what follows the NULL (execle). */
+static void collect(const char *arg0, va_list ap, char **argv, char ***envp)
 {
     size_t n = 0;
     argv[n++] = (char *)arg0;
     while (arg0 && (argv[n] = va_arg(ap, char *)) != NULL)
-        if (++n == EXEC_MAX_ARGS) {
-            errno = E2BIG;
-            return -1;
-        }
+        n++;
     if (!arg0)
         argv[0] = NULL;
     if (envp)
         *envp = va_arg(ap, char **);
-    return 0;
 }
 
-/* An l-form without an environment, as the v-form fn. */
+/* An l-form without an environment, as the v-form fn. The array is as
+ * long as the arguments: on the caller's stack, which may be small (a
+ * signal handler's). */
 static int exec_list(int (*fn)(const char *, char *const[]), const char *path,
                      const char *arg0, va_list ap)
 {
-    char *argv[EXEC_MAX_ARGS];
-    return collect(arg0, ap, argv, NULL) < 0 ? -1 : fn(path, argv);
+    char *argv[count_args(arg0, ap) + 2];
+    collect(arg0, ap, argv, NULL);
+    return fn(path, argv);
 }
 
 EXPORT int execl(const char *path, const char *arg0, ...)
@@ -139,11 +146,11 @@ EXPORT int execlp(const char *file, const char *arg0, ...)
 
 EXPORT int execle(const char *path, const char *arg0, ...)
 {
-    char *argv[EXEC_MAX_ARGS];
-    char **envp = NULL;
     va_list ap;
     va_start(ap, arg0);
-    int rc = collect(arg0, ap, argv, &envp);
+    char *argv[count_args(arg0, ap) + 2];
+    char **envp = NULL;
+    collect(arg0, ap, argv, &envp);
     va_end(ap);
-    return rc < 0 ? rc : execve(path, argv, envp);
+    return execve(path, argv, envp);
 }

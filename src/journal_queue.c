@@ -68,6 +68,7 @@ static size_t n_pending, cap_pending;
 static size_t n_held;          /* pending[0..n_held): held back (HOLD_MS) */
 static int64_t held_until_ms;  /*   until then at the latest (monotonic) */
 static size_t writing;         /* rows in the batch the writer holds */
+static struct queued *writing_batch;   /*   and the batch itself */
 static int writer_running;
 static struct journal *writer_journal;   /* the writer's own connection */
 static int writer_journal_closed;        /* by fork: reopen it (see attach) */
@@ -268,6 +269,7 @@ static void *writer(void *arg)
         n_pending = cap_pending = n_held = 0;
         hold_back(batch, &n);
         writing = n;
+        writing_batch = batch;
         pthread_mutex_unlock(&queue_lock);
 
         write_batch(batch, n, ++seq);
@@ -277,6 +279,7 @@ static void *writer(void *arg)
 
         pthread_mutex_lock(&queue_lock);
         writing = 0;
+        writing_batch = NULL;
         written_total += n;
         pthread_cond_broadcast(&queue_done);
         pthread_mutex_unlock(&queue_lock);
@@ -493,9 +496,15 @@ void journal_queue_abandon_claims(void)
     deadline_in(&until, 100);
     if (pthread_mutex_timedlock(&queue_lock, &until) != 0)
         return;
-    for (size_t i = 0; i < n_pending; i++)
-        if (pending[i].kind == JOURNAL_OP_BEGIN && pending[i].ticket->claimed)
-            claim_table_abandon(&pending[i].ticket->claim);
+    /* Queued, and in the batch the writer holds (it may be stuck on a
+     * locked journal): a release that comes after all then finds the slot
+     * changed and leaves it. */
+    struct queued *lists[2] = { pending, writing_batch };
+    size_t counts[2] = { n_pending, writing_batch ? writing : 0 };
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++)
+            if (lists[l][i].kind == JOURNAL_OP_BEGIN && lists[l][i].ticket->claimed)
+                claim_table_abandon(&lists[l][i].ticket->claim);
     pthread_mutex_unlock(&queue_lock);
 }
 
@@ -523,6 +532,7 @@ void journal_queue_fork(enum fork_phase phase)
         pending = NULL;        /* the parent's: left, not freed */
         n_pending = cap_pending = n_held = 0;
         writing = 0;
+        writing_batch = NULL;
         writer_running = 0;
     }
 }

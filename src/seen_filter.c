@@ -40,6 +40,7 @@ struct seen_filter {
     unsigned char *map;        /* FILE_BYTES, mapped shared */
     struct header *header;
     unsigned char *bits;
+    struct file_id file;
 };
 
 /* The file must be ours in the way the journal is (journal_sqlite.c): a
@@ -63,29 +64,38 @@ static struct seen_filter *map_file(int fd)
         munmap(p, FILE_BYTES);
         return NULL;
     }
+    struct stat st;
+    f->file = fstat(fd, &st) == 0 ? (struct file_id){ st.st_dev, st.st_ino }
+                                  : (struct file_id){ 0, 0 };
     f->map = p;
     f->header = p;
     f->bits = (unsigned char *)p + HEADER_BYTES;
     return f;
 }
 
-static void mark_invalid(int fd)
+/* Returns 0, or -1 when it could not be marked: the others keep trusting
+ * it, and nothing more can be done. */
+static int mark_invalid(int fd)
 {
     static const uint32_t one = 1;
-    if (pwrite(fd, &one, sizeof(one), offsetof(struct header, invalid)) < 0) {
-        /* Nothing more can be done: the others keep trusting it. */
-    }
+    return pwrite(fd, &one, sizeof(one), offsetof(struct header, invalid)) ==
+           (ssize_t)sizeof(one) ? 0 : -1;
 }
 
-void seen_filter_declare_invalid(const char *path)
+int seen_filter_declare_invalid(const char *path)
 {
     int e = errno;
     int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd >= 0 && ours(fd))
-        mark_invalid(fd);
+    int marked = fd < 0 ? errno == ENOENT : ours(fd) && mark_invalid(fd) == 0;
     if (fd >= 0)
         close(fd);
     errno = e;
+    return marked;
+}
+
+struct file_id seen_filter_file_id(const struct seen_filter *f)
+{
+    return f->file;
 }
 
 /* An existing filter; one that cannot be kept up to date by this process
@@ -97,7 +107,7 @@ static struct seen_filter *open_existing(const char *path)
         return NULL;
     struct seen_filter *f = ours(fd) ? map_file(fd) : NULL;
     if (!f && ours(fd))
-        mark_invalid(fd);
+        (void)mark_invalid(fd);
     close(fd);
     if (f && (memcmp(f->header->magic, MAGIC, sizeof(MAGIC)) != 0 ||
               !__atomic_load_n(&f->header->complete, __ATOMIC_ACQUIRE))) {

@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "file_id.h"
+
 struct seen_filter;
 
 /* Adds every fingerprint the journal knows to a new filter f: 0, or -1
@@ -31,8 +33,11 @@ typedef int (*seen_filter_fill_fn)(void *ctx, struct seen_filter *f);
 struct seen_filter *seen_filter_open(const char *path, seen_filter_fill_fn fill, void *ctx);
 void seen_filter_close(struct seen_filter *f);
 /* Declares the filter at path invalid for every process (one that cannot
- * keep it up to date): from then on, every lookup asks the journal. */
-void seen_filter_declare_invalid(const char *path);
+ * keep it up to date): from then on, every lookup asks the journal.
+ * Returns 1 when it was marked (or there is no filter to mark), else 0. */
+int seen_filter_declare_invalid(const char *path);
+/* The file f maps. */
+struct file_id seen_filter_file_id(const struct seen_filter *f);
 
 /* fingerprint: the journal's hex fingerprint (key.h). */
 void seen_filter_add(struct seen_filter *f, const char *fingerprint);

@@ -44,10 +44,11 @@ static int journal_warned;
 static int journal_off;     /* RETRYSAFE_JOURNAL=off */
 static struct seen_filter *seen;   /* beside the journal; NULL: none */
 static struct claim_table *claims; /* guard mode's, beside it; NULL: none */
-/* Which files those are: guard mode checks that they are still the ones
- * at their paths (shim_check_shared_files). */
+/* Which files those are (as mapped): guard mode checks that they are
+ * still the ones at their paths (shim_check_shared_files). Written under
+ * shared_lock, taken after journal_lock. */
 static char shared_location[4096];
-static struct file_id { dev_t dev; ino_t ino; } seen_id, claims_id;
+static struct file_id seen_id, claims_id;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct file_id file_id_of(const char *path)
@@ -55,6 +56,11 @@ static struct file_id file_id_of(const char *path)
     struct stat st;
     return stat(path, &st) == 0 ? (struct file_id){ st.st_dev, st.st_ino }
                                 : (struct file_id){ 0, 0 };
+}
+
+static int same_file(struct file_id a, struct file_id b)
+{
+    return a.ino != 0 && a.dev == b.dev && a.ino == b.ino;
 }
 static pid_t forking_pid;   /* the parent, during our fork hook */
 
@@ -156,6 +162,7 @@ void shim_fork_prepare(void)
 {
     pthread_mutex_lock(&start_lock);
     pthread_mutex_lock(&journal_lock);
+    pthread_mutex_lock(&shared_lock);
     forking_pid = getpid();
     if (journal && journal_pid == forking_pid)
         journal_fork_prepare(journal);
@@ -167,6 +174,7 @@ void shim_fork_parent(void)
     journal_queue_fork(FORK_PARENT);
     if (journal && journal_pid == forking_pid)
         journal_fork_parent(journal);
+    pthread_mutex_unlock(&shared_lock);
     pthread_mutex_unlock(&journal_lock);
     pthread_mutex_unlock(&start_lock);
 }
@@ -180,6 +188,7 @@ void shim_fork_child(void)
     }
     pthread_mutex_init(&start_lock, NULL);
     pthread_mutex_init(&journal_lock, NULL);
+    pthread_mutex_init(&shared_lock, NULL);
 }
 
 const struct config *shim_config(void)
@@ -223,26 +232,30 @@ static int fill_seen(void *ctx, struct seen_filter *f)
  * read the journal. In guard mode, the claim table too (claim_table.h);
  * a guard process that lacks either would claim without telling the
  * others' fast claims, so it declares the filter invalid for all: no
- * claim is then made without the journal. */
-static void open_seen_filter(const char *location)
+ * claim is then made without the journal. Under shared_lock. A filter or
+ * table replaced under us is left mapped, never unmapped: another thread
+ * may be looking at it. */
+static void open_shared_files(const char *location)
 {
     char path[4096 + 8];
     snprintf(path, sizeof(path), "%s-seen", location);
-    /* A filter or table replaced under us is left mapped, never unmapped:
-     * another thread may be looking at it. */
-    __atomic_store_n(&seen, seen_filter_open(path, fill_seen, journal), __ATOMIC_RELEASE);
-    seen_id = file_id_of(path);
+    struct seen_filter *f = seen_filter_open(path, fill_seen, journal);
+    seen_id = f ? seen_filter_file_id(f) : (struct file_id){ 0, 0 };
+    __atomic_store_n(&seen, f, __ATOMIC_RELEASE);
     if (config.mode != CONFIG_MODE_GUARD)
         return;
     snprintf(shared_location, sizeof(shared_location), "%s", location);
     char table[4096 + 8];
     snprintf(table, sizeof(table), "%s-claims", location);
-    __atomic_store_n(&claims, claim_table_open(table), __ATOMIC_RELEASE);
-    claims_id = file_id_of(table);
-    if (!seen || !claims) {
-        log_msg(CONFIG_LOG_WARN, "guard: cannot use %s; every claim reads the journal",
-                seen ? table : path);
-        seen_filter_declare_invalid(path);
+    struct claim_table *t = claim_table_open(table, &claims_id);
+    __atomic_store_n(&claims, t, __ATOMIC_RELEASE);
+    if (!f || !t) {
+        static int warned;
+        int marked = seen_filter_declare_invalid(path);
+        if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
+            log_msg(CONFIG_LOG_WARN, "guard: cannot use %s; %s", f ? table : path,
+                    marked ? "every claim reads the journal"
+                           : "the other processes' claims may not see this one's");
     }
 }
 
@@ -258,18 +271,23 @@ struct claim_table *shim_claim_table(void)
 
 void shim_check_shared_files(void)
 {
-    if (!shared_location[0] || pthread_mutex_lock(&shared_lock) != 0)
+    /* Never waited for: a thread already checking does it for us, and a
+     * claim made in a signal handler must not wait for the thread it
+     * interrupted. */
+    if (pthread_mutex_trylock(&shared_lock) != 0)
         return;
-    char path[4096 + 16];
-    snprintf(path, sizeof(path), "%s-seen", shared_location);
-    struct file_id s = file_id_of(path);
-    snprintf(path, sizeof(path), "%s-claims", shared_location);
-    struct file_id c = file_id_of(path);
-    if (s.dev != seen_id.dev || s.ino != seen_id.ino || c.dev != claims_id.dev ||
-        c.ino != claims_id.ino) {
-        log_msg(CONFIG_LOG_INFO, "guard: the filter or claim table beside the journal "
-                "was replaced; using the new ones");
-        open_seen_filter(shared_location);
+    if (shared_location[0]) {
+        char path[4096 + 16];
+        snprintf(path, sizeof(path), "%s-seen", shared_location);
+        struct file_id s = file_id_of(path);
+        snprintf(path, sizeof(path), "%s-claims", shared_location);
+        struct file_id c = file_id_of(path);
+        /* Replaced, or missing here (a failure to open may have passed). */
+        if (!same_file(s, seen_id) || !same_file(c, claims_id)) {
+            log_msg(CONFIG_LOG_INFO, "guard: the filter or claim table beside the "
+                    "journal is not the one mapped here; mapping it again");
+            open_shared_files(shared_location);
+        }
     }
     pthread_mutex_unlock(&shared_lock);
 }
@@ -283,7 +301,9 @@ static void open_journal(void)
     if (location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND)
         journal = journal_open(location, 1, err, sizeof(err));
     if (journal) {
-        open_seen_filter(location);
+        pthread_mutex_lock(&shared_lock);
+        open_shared_files(location);
+        pthread_mutex_unlock(&shared_lock);
         struct journal *writer = journal_open(location, 0, err, sizeof(err));
         if (writer)
             journal_queue_attach(writer);

@@ -1,9 +1,9 @@
 /* cmd_forget.c - `retrysafe forget KEY`: guard mode refuses a retry whose
  * first attempt's outcome is unknown; once a person (or an agent) has
  * checked that the operation did not happen, this lets it go out once more. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,7 +24,7 @@ static int forget_dead_claim(const char *journal_path, const char *key)
     snprintf(path, sizeof(path), "%s-claims", journal_path);
     if (stat(path, &st) != 0)
         return 0;   /* no process ever claimed there */
-    struct claim_table *t = claim_table_open(path);
+    struct claim_table *t = claim_table_open(path, NULL);
     if (!t)
         return 0;
     struct claim_holder h;
@@ -36,30 +36,38 @@ static int forget_dead_claim(const char *journal_path, const char *key)
     return r == CLAIM_TAKEN_FROM_DEAD;
 }
 
+/* Keys are base64url and may begin with '-': anything that is not
+ * --journal is the key, so no getopt here (`--` is accepted too). */
 int cmd_forget(int argc, char **argv)
 {
-    static const struct option options[] = {
-        { "journal", required_argument, NULL, 'J' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *journal_path = NULL;
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (opt != 'J')
+    const char *journal_path = NULL, *key = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--journal") == 0) {
+            if (i + 1 == argc)
+                return tool_error("%s", forget_usage);
+            journal_path = argv[++i];
+        }
+        else if (strncmp(arg, "--journal=", 10) == 0)
+            journal_path = arg + 10;
+        else if (strcmp(arg, "--") == 0 && !key && i + 1 < argc)
+            key = argv[++i];
+        else if (!key && arg[0])
+            key = arg;
+        else
             return tool_error("%s", forget_usage);
-        journal_path = optarg;
     }
-    if (optind != argc - 1 || !argv[optind][0])
+    if (!key)
         return tool_error("%s", forget_usage);
-    const char *key = argv[optind];
     char path[PATH_MAX];
     struct journal *j = tool_open_journal_at(journal_path, path, sizeof(path));
     if (!j)
         return 2;
     int attempts = 0, answers = 0;
+    /* The slot first: a retry in between would journal the dead claim as
+     * unknown after the barrier the journal is about to set. */
+    int unjournaled = forget_dead_claim(path, key);
     int rc = journal_forget(j, key, &attempts, &answers);
-    int unjournaled = rc == 0 && forget_dead_claim(path, key);
     int known = attempts > 0 || answers > 0 || unjournaled;
     if (rc != 0)
         tool_error("forget: %s", journal_error(j));

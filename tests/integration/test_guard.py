@@ -756,6 +756,27 @@ def test_guard_forget_frees_unjournaled_claim(ctx):
     _assert_rows(rows, [("completed", 200)], key)
 
 
+@timeout(20)
+def test_guard_forget_takes_keys_that_begin_with_dash(ctx):
+    # Keys are base64url: one in 32 begins with '-', which an option
+    # parser would take for an option. Unknown key: exit 1; usage: exit 2.
+    k = _server(ctx)
+    env = _guard_env(ctx, k)
+    _raw(ctx, k, env)       # the journal exists
+    dash_key = "-dappzs-CoF0X_pi3D4cMLohBUie_wJw"
+    for args in ([dash_key], ["--", dash_key], [dash_key, "--journal", ctx.journal_path],
+                 ["--journal=" + ctx.journal_path, dash_key]):
+        r = ctx.tool("forget", *args, check=False)
+        assert r.returncode == 1 and b"no attempt with key " + dash_key.encode() in r.stderr, (
+            args, r.returncode, r.stderr)
+    key = _key(k)
+    r = ctx.tool("forget", "--journal", ctx.journal_path, key)
+    assert b"forgot 1 attempt(s)" in r.stdout, r.stdout
+    for args in ([], ["a", "b"], ["--journal"]):
+        r = ctx.tool("forget", *args, check=False)
+        assert r.returncode == 2 and b"usage" in r.stderr, (args, r.returncode, r.stderr)
+
+
 @timeout(30)
 def test_guard_fast_claim_twin_refused_in_flight(ctx):
     # The first attempt is at the server and its row cannot be written; a

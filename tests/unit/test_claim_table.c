@@ -164,7 +164,7 @@ START_TEST(test_open_file)
     char dir[] = "/tmp/retrysafe-claims-XXXXXX", path[64];
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/journal.db-claims", dir);
-    struct claim_table *a = claim_table_open(path), *b = claim_table_open(path);
+    struct claim_table *a = claim_table_open(path, NULL), *b = claim_table_open(path, NULL);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     struct stat st;
@@ -179,13 +179,13 @@ START_TEST(test_open_file)
     claim_table_close(b);
     /* Writable by others, or of another size: not ours to trust. */
     ck_assert_int_eq(chmod(path, 0666), 0);
-    ck_assert_ptr_null(claim_table_open(path));
+    ck_assert_ptr_null(claim_table_open(path, NULL));
     ck_assert_int_eq(chmod(path, 0600), 0);
     ck_assert_int_eq(truncate(path, 4096), 0);
-    ck_assert_ptr_null(claim_table_open(path));
+    ck_assert_ptr_null(claim_table_open(path, NULL));
     ck_assert_int_eq(unlink(path), 0);
     ck_assert_int_eq(symlink("/tmp", path), 0);
-    ck_assert_ptr_null(claim_table_open(path));
+    ck_assert_ptr_null(claim_table_open(path, NULL));
     ck_assert_int_eq(unlink(path), 0);
     ck_assert_int_eq(rmdir(dir), 0);
 }
