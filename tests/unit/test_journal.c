@@ -1658,9 +1658,12 @@ START_TEST(test_v3_journal_migrates)
     struct journal_attempt a = attempt_of("h", "k-old", fp, 0, 1000);
     begin_ok(j, &a, NULL);
     a = attempt_of("h", "k-newer", fp, 1, 5000);   /* the window's next operation */
-    begin_ok(j, &a, NULL);
+    int64_t newer;
+    begin_ok(j, &a, &newer);
+    ck_assert_int_eq(journal_finish_answer(j, newer, 201, 3, answer_bytes, ANSWER_LEN, 0), 0);
     journal_close(j);
     make_schema_3(path);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM answers WHERE key = 'k-newer'"), 1);
     ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM operations"
                                    " WHERE length(fingerprint) = 64"), 1);
 
@@ -1675,8 +1678,15 @@ START_TEST(test_v3_journal_migrates)
                                    " AND generation = 1 AND first_ms = 5000"), 1);
     /* Within the window of generation 1's first attempt: still 1. */
     ck_assert_int_eq(generation_of(j, fp, 6000), 1);
+    /* The answer came along. */
+    struct journal_attempt g = guard_attempt("k-newer", 6500);
+    struct journal_claim c;
+    ck_assert_int_eq(claim_ok(j, &g, 1, 0, &c), JOURNAL_REPLAY);
+    ck_assert_uint_eq(c.answer_len, ANSWER_LEN);
+    ck_assert_int_eq(memcmp(c.answer, answer_bytes, ANSWER_LEN), 0);
+    free(c.answer);
     a = attempt_of("h", "k-newer", fp, 1, 7000);
-    ck_assert_int_eq(begin_ok(j, &a, NULL), 2);
+    ck_assert_int_eq(begin_ok(j, &a, NULL), 3);
     journal_close(j);
 }
 END_TEST
@@ -1703,6 +1713,9 @@ START_TEST(test_lookups_use_indexes)
                                       .attempt = attempt_of("h", keys[i], fps[i], 0, 1000 + i) };
     }
     ck_assert_int_eq(journal_apply(j, ops, 500), 0);
+    for (int i = 0; i < 100; i++)   /* answers enough that a scan would show */
+        ck_assert_int_eq(journal_finish_answer(j, ops[i].id, 200, 1, answer_bytes,
+                                               ANSWER_LEN, 0), 0);
     ck_assert_int_ge(journal_full_scan_steps(j), 0);   /* starts the count */
 
     struct journal_attempt a = attempt_of("h", keys[250], fps[250], 0, 2000);
@@ -1711,6 +1724,11 @@ START_TEST(test_lookups_use_indexes)
     a = guard_attempt("key-claimed", 3000);
     struct journal_claim c;
     ck_assert_int_eq(claim_ok(j, &a, 1, 0, &c), JOURNAL_SEND);  /* by key */
+    ck_assert_int_eq(journal_finish_answer(j, c.id, 201, 3, answer_bytes, ANSWER_LEN, 0), 0);
+    ck_assert_int_eq(claim_ok(j, &a, 1, 0, &c), JOURNAL_REPLAY);  /* its answer, by key */
+    ck_assert_int_eq(c.state.answer_status, 201);
+    free(c.answer);
+    ck_assert_int_eq(journal_forget(j, "key-claimed", NULL, NULL), 0);
     int attempts = 0;
     ck_assert_int_eq(journal_forget(j, keys[77], &attempts, NULL), 0);
     ck_assert_int_eq(attempts, 1);
