@@ -41,12 +41,11 @@ struct claim_table *claim_table_open(const char *path, struct file_id *id)
     void *p = MAP_FAILED;
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd >= 0 && usable(fd, &st)) {
-        /* Sized by whoever finds it empty, the same size from each, with
-         * its blocks allocated: a page of a sparse file touched on a full
-         * disk would be a SIGBUS in the host. Only this size is mapped: a
-         * mapping past a file's end would fault too. */
+        /* Sized by whoever finds it empty, the same size from each (see
+         * shared_file_size). Only this size is mapped: a mapping past a
+         * file's end would fault. */
         if (st.st_size == 0 && fchmod(fd, 0600) == 0 &&
-            posix_fallocate(fd, 0, CLAIM_TABLE_BYTES) == 0)
+            shared_file_size(fd, CLAIM_TABLE_BYTES) == 0)
             fstat(fd, &st);
         if (st.st_size == CLAIM_TABLE_BYTES)
             p = mmap(NULL, CLAIM_TABLE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "file_id.h"
+#include "shared_file.h"
 
 /* Slots in the table: far more than claims in flight at once. */
 #define CLAIM_TABLE_SLOTS 65536

@@ -130,7 +130,7 @@ static struct seen_filter *create(const char *path, seen_filter_fill_fn fill, vo
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0)
         return NULL;
-    struct seen_filter *f = fchmod(fd, 0600) == 0 && ftruncate(fd, FILE_BYTES) == 0
+    struct seen_filter *f = fchmod(fd, 0600) == 0 && shared_file_size(fd, FILE_BYTES) == 0
                             ? map_file(fd) : NULL;
     close(fd);
     if (f) {

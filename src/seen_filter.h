@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#include "file_id.h"
+#include "shared_file.h"
 
 struct seen_filter;
 
