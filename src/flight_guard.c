@@ -27,8 +27,10 @@
  * few waiting processes cost the journal little. */
 #define GUARD_POLL_MS 25
 
-static void pause_ms(int64_t ms)
+/* Until the next poll: GUARD_POLL_MS, or the left ms if fewer. */
+static void pause_for_poll(int64_t left)
 {
+    int64_t ms = left < GUARD_POLL_MS ? (left > 0 ? left : 0) : GUARD_POLL_MS;
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
@@ -156,7 +158,7 @@ static enum slot_result take_slot(struct claim_table *t, struct seen_filter *see
             refuse_here(JOURNAL_REFUSE_IN_FLIGHT, &h, cl);
             return SLOT_VERDICT;
         }
-        pause_ms(left < GUARD_POLL_MS ? left : GUARD_POLL_MS);
+        pause_for_poll(left);
     }
 }
 
@@ -177,15 +179,8 @@ static int journal_decides(struct journal *j, const struct journal_attempt *a,
         }
         if (cl->verdict != JOURNAL_WAIT)
             return 0;
-        int64_t left = deadline - now;
-        pause_ms(left < GUARD_POLL_MS ? (left > 0 ? left : 0) : GUARD_POLL_MS);
+        pause_for_poll(deadline - now);
     }
-}
-
-/* The verdict's row, once the journal holds it: a ticket for its outcome. */
-static struct journal_ticket *ticket_for(const struct journal_claim *cl)
-{
-    return cl->id ? journal_queue_ticket(cl->id) : NULL;
 }
 
 enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
@@ -232,7 +227,8 @@ enum outbound_verdict flight_guard_claim(struct conn *c, struct journal *j,
     }
     log_verdict(&cl, a);
     if (cl.verdict == JOURNAL_SEND) {
-        *ticket = ticket_for(&cl);
+        /* The journal holds its row: a ticket for its outcome. */
+        *ticket = cl.id ? journal_queue_ticket(cl.id) : NULL;
         return OUTBOUND_SEND;
     }
     struct buf bytes = { 0 };

@@ -44,10 +44,10 @@ static int journal_warned;
 static int journal_off;     /* RETRYSAFE_JOURNAL=off */
 static struct seen_filter *seen;   /* beside the journal; NULL: none */
 static struct claim_table *claims; /* guard mode's, beside it; NULL: none */
-/* Which files those are (as mapped): guard mode checks that they are
- * still the ones at their paths (shim_check_shared_files). Written under
- * shared_lock, taken after journal_lock. */
-static char shared_location[4096];
+/* Where those are, and which files (as mapped): guard mode checks that
+ * they are still the ones at their paths (shim_check_shared_files).
+ * Written under shared_lock, taken after journal_lock. */
+static char seen_path[4096 + 8], claims_path[4096 + 8];
 static struct file_id seen_id, claims_id;
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -235,25 +235,20 @@ static int fill_seen(void *ctx, struct seen_filter *f)
  * claim is then made without the journal. Under shared_lock. A filter or
  * table replaced under us is left mapped, never unmapped: another thread
  * may be looking at it. */
-static void open_shared_files(const char *location)
+static void open_shared_files(void)
 {
-    char path[4096 + 8];
-    snprintf(path, sizeof(path), "%s-seen", location);
-    struct seen_filter *f = seen_filter_open(path, fill_seen, journal);
+    struct seen_filter *f = seen_filter_open(seen_path, fill_seen, journal);
     seen_id = f ? seen_filter_file_id(f) : (struct file_id){ 0, 0 };
     __atomic_store_n(&seen, f, __ATOMIC_RELEASE);
     if (config.mode != CONFIG_MODE_GUARD)
         return;
-    snprintf(shared_location, sizeof(shared_location), "%s", location);
-    char table[4096 + 8];
-    snprintf(table, sizeof(table), "%s-claims", location);
-    struct claim_table *t = claim_table_open(table, &claims_id);
+    struct claim_table *t = claim_table_open(claims_path, &claims_id);
     __atomic_store_n(&claims, t, __ATOMIC_RELEASE);
     if (!f || !t) {
         static int warned;
-        int marked = seen_filter_declare_invalid(path);
+        int marked = seen_filter_declare_invalid(seen_path);
         if (!__atomic_exchange_n(&warned, 1, __ATOMIC_ACQ_REL))
-            log_msg(CONFIG_LOG_WARN, "guard: cannot use %s; %s", f ? table : path,
+            log_msg(CONFIG_LOG_WARN, "guard: cannot use %s; %s", f ? claims_path : seen_path,
                     marked ? "every claim reads the journal"
                            : "the other processes' claims may not see this one's");
     }
@@ -276,18 +271,12 @@ void shim_check_shared_files(void)
      * interrupted. */
     if (pthread_mutex_trylock(&shared_lock) != 0)
         return;
-    if (shared_location[0]) {
-        char path[4096 + 16];
-        snprintf(path, sizeof(path), "%s-seen", shared_location);
-        struct file_id s = file_id_of(path);
-        snprintf(path, sizeof(path), "%s-claims", shared_location);
-        struct file_id c = file_id_of(path);
-        /* Replaced, or missing here (a failure to open may have passed). */
-        if (!same_file(s, seen_id) || !same_file(c, claims_id)) {
-            log_msg(CONFIG_LOG_INFO, "guard: the filter or claim table beside the "
-                    "journal is not the one mapped here; mapping it again");
-            open_shared_files(shared_location);
-        }
+    /* Replaced, or missing here (a failure to open may have passed). */
+    if (seen_path[0] && (!same_file(file_id_of(seen_path), seen_id) ||
+                         !same_file(file_id_of(claims_path), claims_id))) {
+        log_msg(CONFIG_LOG_INFO, "guard: the filter or claim table beside the "
+                "journal is not the one mapped here; mapping it again");
+        open_shared_files();
     }
     pthread_mutex_unlock(&shared_lock);
 }
@@ -302,7 +291,9 @@ static void open_journal(void)
         journal = journal_open(location, 1, err, sizeof(err));
     if (journal) {
         pthread_mutex_lock(&shared_lock);
-        open_shared_files(location);
+        snprintf(seen_path, sizeof(seen_path), "%s-seen", location);
+        snprintf(claims_path, sizeof(claims_path), "%s-claims", location);
+        open_shared_files();
         pthread_mutex_unlock(&shared_lock);
         struct journal *writer = journal_open(location, 0, err, sizeof(err));
         if (writer)

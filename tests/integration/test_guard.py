@@ -170,11 +170,15 @@ def _request(k, body=BODY, ctype=FORM, path=PATH):
                          "Connection: close"])
 
 
+def _raw_run(ctx, k, env, body=BODY, ctype=FORM, path=PATH, script=PY_RAW):
+    """Runs the raw client (or script) once; returns the finished process."""
+    f = ctx.write(_request(k, body, ctype, path))
+    return ctx.run([PYTHON, "-c", script, k.port, f], env=env, timeout=20)
+
+
 def _raw(ctx, k, env, body=BODY, ctype=FORM, path=PATH, script=PY_RAW):
     """Runs the raw client (or script) once; returns what it received."""
-    f = ctx.write(_request(k, body, ctype, path))
-    return ctx.run([PYTHON, "-c", script, k.port, f], env=env,
-                   timeout=20).stdout
+    return _raw_run(ctx, k, env, body, ctype, path, script).stdout
 
 
 def _raw_popen(ctx, k, env, body=BODY, ctype=FORM, path=PATH, script=PY_RAW):
@@ -275,6 +279,21 @@ def _rows(ctx, k, path=PATH):
     host = k.authority
     return [r for r in ctx.dump() if r.get("host") == host
             and r.get("path") == path]
+
+
+def _key_rows(ctx, k, key):
+    """The journal's rows of key (k's host and path), oldest first."""
+    return [r for r in _rows(ctx, k) if r.get("key") == key]
+
+
+def _warmed(ctx, wait=None, **server):
+    """A server, the guard's environment for it and the key of the test's
+    request, after one other request: the journal and the files beside it
+    exist, so that a test can lock the journal."""
+    k = _server(ctx, **server)
+    env = _guard_env(ctx, k, **({"wait": wait} if wait else {}))
+    _raw(ctx, k, env, body="warm=1")
+    return k, env, _key(k)
 
 
 def _assert_rows(rows, want, key=None, what="journal"):
@@ -713,23 +732,19 @@ def test_guard_fast_claim_killed_before_row_written_409(ctx):
     # The process dies after sending, before its row exists: the restarted
     # one finds the slot of a dead holder, journals the dead attempt as
     # unknown, and gets 409 unknown-outcome. One side effect.
-    k = _server(ctx, delay=2.0)
-    env = _guard_env(ctx, k)
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")     # the journal and its filter exist
+    k, env, key = _warmed(ctx, delay=2.0)
     with _JournalLocked(ctx):
         _kill_mid_request(ctx, k, env)
-        assert _rows(ctx, k) and len(_rows(ctx, k)) == 1, (
-            "the killed attempt was journaled despite the lock: %r" % _rows(ctx, k))
-    r = ctx.run([PYTHON, "-c", PY_RAW, k.port, ctx.write(_request(k))],
-                env=dict(env, RETRYSAFE_LOG="info"), timeout=20)
+        rows = _rows(ctx, k)
+        assert len(rows) == 1, "the killed attempt was journaled despite the lock: %r" % rows
+    r = _raw_run(ctx, k, dict(env, RETRYSAFE_LOG="info"))
     k.wait_idle(10)
     assert k.count == 2 and _sent_keys(k)[1:] == [key], (
         "%d side effects (warm-up included); keys %r" % (k.count, _sent_keys(k)))
     _problem(r.stdout, "unknown-outcome", key, "after the killed fast claim")
     assert b"before journaling it" in r.stderr, (
         "the dead holder's slot was not what refused it: %r" % r.stderr[-600:])
-    rows = [row for row in _rows(ctx, k) if row.get("key") == key]
+    rows = _key_rows(ctx, k, key)
     _assert_rows(rows, [("unknown", None), ("refused", 409)], key)
 
 
@@ -738,10 +753,7 @@ def test_guard_forget_frees_unjournaled_claim(ctx):
     # A process died after sending, before its row existed; `retrysafe
     # forget KEY` (a person checked: it did not happen) frees the key's slot
     # as it would forget rows, and the next attempt is sent.
-    k = _server(ctx, delay=1.0)
-    env = _guard_env(ctx, k)
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")
+    k, env, key = _warmed(ctx, delay=1.0)
     with _JournalLocked(ctx):
         _kill_mid_request(ctx, k, env)
     k.wait_idle(10)
@@ -752,7 +764,7 @@ def test_guard_forget_frees_unjournaled_claim(ctx):
     assert k.count == 3 and _sent_keys(k)[1:] == [key, key], (
         "%d side effects (warm-up included); keys %r" % (k.count, _sent_keys(k)))
     assert_bytes(_answer_of(k, 2), sent, "after forget, the client received")
-    rows = [row for row in _rows(ctx, k) if row.get("key") == key]
+    rows = _key_rows(ctx, k, key)
     _assert_rows(rows, [("completed", 200)], key)
 
 
@@ -782,16 +794,12 @@ def test_guard_fast_claim_twin_refused_in_flight(ctx):
     # The first attempt is at the server and its row cannot be written; a
     # twin waits on the slot for RETRYSAFE_WAIT, then gets 409 in-flight
     # without being sent. Its refusal is journaled once the lock is gone.
-    k = _server(ctx, delay=3.0)
-    env = _guard_env(ctx, k)
+    k, env, key = _warmed(ctx, delay=3.0)
     short = _guard_env(ctx, k, wait="300ms", log="debug")
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")
     with _JournalLocked(ctx):
         a = _raw_popen(ctx, k, env)
         _wait_request(k, 2)
-        b = subprocess.Popen([PYTHON, "-c", PY_RAW, str(k.port), ctx.write(_request(k))],
-                             env=short, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        b = _raw_popen(ctx, k, short)
         # The whole answer, without waiting for the end of the stream: the
         # process ends only once its row is written, after the lock.
         out = _read_answer(b.stdout)
@@ -803,7 +811,7 @@ def test_guard_fast_claim_twin_refused_in_flight(ctx):
     assert k.count == 2 and _sent_keys(k)[1:] == [key], (
         "%d side effects (warm-up included); keys %r" % (k.count, _sent_keys(k)))
     assert_bytes(_answer_of(k, 1), first, "the first process received")
-    rows = [row for row in _rows(ctx, k) if row.get("key") == key]
+    rows = _key_rows(ctx, k, key)
     assert sorted((r.get("outcome"), r.get("status")) for r in rows) == [
         ("completed", 200), ("refused", 409)], (rows, b_err[-800:])
 

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from harness import PYTHON, timeout
-from test_guard import (_server, _guard_env, _key, _raw, _raw_popen, _request, _rows,
+from test_guard import (_raw, _raw_popen, _raw_run, _request, _key_rows, _warmed,
                         _sent_keys, _kill_mid_request, _wait_request, _JournalLocked,
                         PY_RAW, _finish)
 
@@ -19,16 +19,11 @@ def test_claim_dead_twin_not_journaled_is_refused(ctx):
     # (the journal is locked past a busy wait): it is refused, and the slot
     # stays the dead twin's, so that once the journal is free nothing is
     # sent a second time.
-    k = _server(ctx, delay=0.5)
-    env = _guard_env(ctx, k)
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")
+    k, env, key = _warmed(ctx, delay=0.5)
     lock = _JournalLocked(ctx)
     lock.__enter__()
     _kill_mid_request(ctx, k, env)          # fast claim, row unwritten, slot of a dead pid
-    p = subprocess.Popen([PYTHON, "-c", PY_RAW, str(k.port), ctx.write(_request(k))],
-                         env=dict(env, RETRYSAFE_LOG="info"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = _raw_popen(ctx, k, dict(env, RETRYSAFE_LOG="info"))
     err = b""
     while b"before journaling it" not in err:
         b = os.read(p.stderr.fileno(), 4096)
@@ -38,7 +33,7 @@ def test_claim_dead_twin_not_journaled_is_refused(ctx):
     lock.__exit__()
     out, e2 = p.communicate(timeout=20)
     k.wait_idle(10)
-    rows = [r for r in _rows(ctx, k) if r.get("key") == key]
+    rows = _key_rows(ctx, k, key)
     assert k.count == 2, ("%d side effects (warm-up included): %r; rows %r; out %r; err %r"
                           % (k.count, _sent_keys(k), [(r['outcome'], r['status']) for r in rows],
                              out[:80], (err + e2)[-400:]))
@@ -49,10 +44,7 @@ def test_claim_killed_waiter_leaves_no_unknown(ctx):
     # A retry waiting for its in-flight twin is killed; it never sent
     # anything. The twin gets a retryable 503, so the next retry is sent
     # (the waiter held no slot that would read as an unknown outcome).
-    k = _server(ctx, delay=1.5, status=[200, 503, 200])
-    env = _guard_env(ctx, k)
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")
+    k, env, key = _warmed(ctx, delay=1.5, status=[200, 503, 200])
     a = _raw_popen(ctx, k, env)
     _wait_request(k, 2)
     time.sleep(0.3)                          # a's row written, slot free
@@ -60,9 +52,9 @@ def test_claim_killed_waiter_leaves_no_unknown(ctx):
     time.sleep(0.5)
     b.kill(); b.communicate()
     _finish(a, "a")
-    r = ctx.run([PYTHON, "-c", PY_RAW, k.port, ctx.write(_request(k))], env=dict(env, RETRYSAFE_LOG="info"), timeout=20)
+    r = _raw_run(ctx, k, dict(env, RETRYSAFE_LOG="info"))
     k.wait_idle(10)
-    rows = [(x["outcome"], x["status"], x["pid"]) for x in _rows(ctx, k) if x.get("key") == key]
+    rows = [(x["outcome"], x["status"], x["pid"]) for x in _key_rows(ctx, k, key)]
     assert k.count == 3, ("count %d; answer %r; rows %r; err %r" % (k.count, r.stdout[:200], rows, r.stderr[-300:]))
 
 
@@ -71,17 +63,14 @@ def test_claim_unwritten_row_does_not_hold_key(ctx):
     # A process whose row's batch is given up (journal locked > 10 s) does
     # not keep the key's slot while it lives: the slot is held by no one,
     # and a retry is not told the twin is still in flight.
-    k = _server(ctx, delay=0.0)
-    env = _guard_env(ctx, k, wait="1s")
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")
+    k, env, key = _warmed(ctx, wait="1s", delay=0.0)
     script = PY_RAW + "\nimport time; sys.stdout.buffer.write(out); sys.stdout.flush(); time.sleep(25)\n"
     with _JournalLocked(ctx):
         a = _raw_popen(ctx, k, env, script=script)
         _wait_request(k, 2)
         time.sleep(11.5)                     # 5 busy waits of 2 s: the batch is given up
-    r = ctx.run([PYTHON, "-c", PY_RAW, k.port, ctx.write(_request(k))], env=env, timeout=20)
-    rows = [(x["outcome"], x["status"]) for x in _rows(ctx, k) if x.get("key") == key]
+    r = _raw_run(ctx, k, env)
+    rows = [(x["outcome"], x["status"]) for x in _key_rows(ctx, k, key)]
     a.kill(); a.communicate()
     assert b"in-flight" not in r.stdout, ("retry refused in-flight by a live process's leaked slot; "
                                           "rows %r; %r" % (rows, r.stdout[:300]))
@@ -92,10 +81,7 @@ def test_claim_replaced_filter_is_followed(ctx):
     # The filter file is deleted and made again while a process has the old
     # one mapped: its next claim follows the new file, so a retry in another
     # process sees the request and is not sent again.
-    k = _server(ctx, delay=0.0)
-    env = _guard_env(ctx, k)
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")
+    k, env, key = _warmed(ctx, delay=0.0)
     go = os.path.join(ctx.tmp, "go")
     script = (PY_RAW +
               "\nimport os, time\nwhile not os.path.exists(%r): time.sleep(0.05)\n" % go +
@@ -112,7 +98,7 @@ def test_claim_replaced_filter_is_followed(ctx):
     time.sleep(0.3)
     r = _raw(ctx, k, env)                         # the retry of R
     k.wait_idle(10)
-    rows = [(x["outcome"], x["status"]) for x in _rows(ctx, k) if x.get("key") == key]
+    rows = [(x["outcome"], x["status"]) for x in _key_rows(ctx, k, key)]
     assert _sent_keys(k).count(key) == 1, ("R sent %d times; rows %r; %r"
                                            % (_sent_keys(k).count(key), rows, r[:60]))
 
@@ -121,15 +107,12 @@ def test_claim_replaced_filter_is_followed(ctx):
 def test_claim_exec_writes_rows_first(ctx):
     # A program that execs right after its request: its rows are written
     # before the image goes, so its slot is not held by the new program.
-    k = _server(ctx, delay=0.0)
-    env = _guard_env(ctx, k, wait="1s")
-    key = _key(k)
-    _raw(ctx, k, env, body="warm=1")
+    k, env, key = _warmed(ctx, wait="1s", delay=0.0)
     script = PY_RAW + "\nsys.stdout.flush(); os_ = __import__('os'); os_.execv('/bin/sleep', ['sleep', '6'])\n"
     a = _raw_popen(ctx, k, env, script=script)
     _wait_request(k, 2)
     time.sleep(0.5)
-    r = ctx.run([PYTHON, "-c", PY_RAW, k.port, ctx.write(_request(k))], env=env, timeout=20)
-    rows = [(x["outcome"], x["status"]) for x in _rows(ctx, k) if x.get("key") == key]
+    r = _raw_run(ctx, k, env)
+    rows = [(x["outcome"], x["status"]) for x in _key_rows(ctx, k, key)]
     a.kill(); a.communicate()
     assert b"in-flight" not in r.stdout, ("after exec: rows %r; %r" % (rows, r.stdout[:120]))
