@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "private_path.h"
 #include "secret.h"
 
 static int fits(int n, size_t size)
@@ -23,4 +24,13 @@ enum location_kind location_journal(const char *configured, char *out, size_t si
         return LOCATION_NONE;
     return fits(snprintf(out, size, "%s/journal.db", dir), size) ? LOCATION_FOUND
                                                                  : LOCATION_NONE;
+}
+
+int location_journal_private(const char *path, char *err, size_t err_size)
+{
+    char why[400];
+    if (strstr(path, "://") || private_path_check_file(path, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(err, err_size, "refusing journal %s: %s", path, why);
+    return -1;
 }

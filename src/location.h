@@ -12,4 +12,12 @@ enum location_kind { LOCATION_OFF, LOCATION_FOUND, LOCATION_NONE };
  * named (HOME unset, or too long). */
 enum location_kind location_journal(const char *configured, char *out, size_t size);
 
+/* Whether the journal at path may be trusted where it is: its directory
+ * and every one above pass private_path_check_file (the -seen and -claims
+ * files beside it share that directory). A location with a scheme
+ * ("redis://") is not a file and passes. Returns 0, or -1 with "refusing
+ * journal PATH: why" in err. Callers check before journal_open creates
+ * what is missing and again after. */
+int location_journal_private(const char *path, char *err, size_t err_size);
+
 #endif

@@ -287,8 +287,16 @@ void shim_check_shared_files(void)
 static void open_journal(void)
 {
     char location[4096], err[512] = "no location for it (HOME unset?)";
-    if (location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND)
+    if (location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND &&
+        location_journal_private(location, err, sizeof(err)) == 0) {
         journal = journal_open(location, 1, err, sizeof(err));
+        /* Again, now that what was missing exists: another user may have
+         * made it in between, in a sticky directory like /tmp. */
+        if (journal && location_journal_private(location, err, sizeof(err)) != 0) {
+            journal_close(journal);
+            journal = NULL;
+        }
+    }
     if (journal) {
         pthread_mutex_lock(&shared_lock);
         snprintf(seen_path, sizeof(seen_path), "%s-seen", location);

@@ -98,7 +98,7 @@ int cmd_dump(int argc, char **argv)
     }
     if (optind != argc)
         return tool_error("dump: unexpected argument '%s'", argv[optind]);
-    struct journal *j = tool_open_journal(journal_path);
+    struct journal *j = tool_open_journal_to_read(journal_path);
     if (!j)
         return 2;
     if (!json)

@@ -73,9 +73,13 @@ static struct journal *open_if_present(const char *option, const char *configure
     if (location_journal(option ? option : configured, path, sizeof(path)) != LOCATION_FOUND ||
         stat(path, &st) != 0)
         return NULL;
-    struct journal *j = journal_open(path, 0, err, sizeof(err));
+    /* A journal the shim refuses is one it does not use: its requests are
+     * first attempts, and so is this one. */
+    struct journal *j = NULL;
+    if (location_journal_private(path, err, sizeof(err)) == 0)
+        j = journal_open(path, 0, err, sizeof(err));
     if (!j)
-        fprintf(stderr, "retrysafe: warning: journal %s unreadable (%s); "
+        fprintf(stderr, "retrysafe: warning: journal %s not used (%s); "
                 "assuming a first attempt\n", path, err);
     return j;
 }

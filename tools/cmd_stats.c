@@ -115,7 +115,7 @@ int cmd_stats(int argc, char **argv)
     }
     if (optind != argc)
         return tool_error("stats: unexpected argument '%s'", argv[optind]);
-    struct journal *j = tool_open_journal(journal_path);
+    struct journal *j = tool_open_journal_to_read(journal_path);
     if (!j)
         return 2;
     if (!o.json)

@@ -12,13 +12,15 @@
 #include "location.h"
 #include "tool.h"
 
-struct journal *tool_open_journal(const char *option)
-{
-    char path[PATH_MAX];
-    return tool_open_journal_at(option, path, sizeof(path));
-}
-
-struct journal *tool_open_journal_at(const char *option, char *path, size_t size)
+/* The shim refuses a journal whose directories another user could change
+ * (location_journal_private), and so does a command that writes to it
+ * (prune, forget): its changes would go to a file the shim does not use,
+ * or to one swapped in under it. A command that only reads (dump, stats)
+ * warns and goes on: looking at such a journal is how a person finds out
+ * what is in it, and what it prints is data only, escaped (tool_table_field,
+ * tool_json_string). */
+static struct journal *open_journal(const char *option, char *path, size_t size,
+                                    int read_only)
 {
     const char *configured = option ? option : getenv("RETRYSAFE_JOURNAL");
     if (configured && !*configured)
@@ -39,10 +41,35 @@ struct journal *tool_open_journal_at(const char *option, char *path, size_t size
         return NULL;
     }
     char err[512] = "";
+    if (location_journal_private(path, err, sizeof(err)) != 0) {
+        if (!read_only) {
+            tool_error("%s; the shim does not use it either", err);
+            return NULL;
+        }
+        fprintf(stderr, "retrysafe: warning: %s; the shim does not use it, reading it "
+                "anyway\n", err);
+    }
     struct journal *j = journal_open(path, 0, err, sizeof(err));
     if (!j)
         tool_error("cannot open the journal %s: %s", path, err);
     return j;
+}
+
+struct journal *tool_open_journal(const char *option)
+{
+    char path[PATH_MAX];
+    return open_journal(option, path, sizeof(path), 0);
+}
+
+struct journal *tool_open_journal_at(const char *option, char *path, size_t size)
+{
+    return open_journal(option, path, size, 0);
+}
+
+struct journal *tool_open_journal_to_read(const char *option)
+{
+    char path[PATH_MAX];
+    return open_journal(option, path, sizeof(path), 1);
 }
 
 int64_t tool_now_ms(void)
@@ -71,16 +98,45 @@ void tool_iso_time(int64_t ms, char *out, size_t size)
     snprintf(out, size, "%s.%03dZ", date, (int)(ms % 1000));
 }
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing past U+10FFFF) with its code
+ * point in *cp, or 0 when p does not start one. */
+static size_t utf8_sequence(const unsigned char *p, unsigned *cp)
+{
+    size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+    static const unsigned least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (n == 0 || p[0] > 0xf4)
+        return 0;
+    unsigned c = p[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;   /* also stops at the NUL */
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    if (c < least[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
 void tool_json_string(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(out, "\\u%04x", *p);
+    for (const unsigned char *p = (const unsigned char *)s; p && *p;) {
+        unsigned cp = *p;
+        size_t n = *p < 0x80 ? 1 : utf8_sequence(p, &cp);
+        if (n == 0) {
+            fputs("\\ufffd", out);   /* not UTF-8: JSON cannot carry it */
+            p++;
+            continue;
+        }
+        if (cp == '"' || cp == '\\')
+            fprintf(out, "\\%c", (int)cp);
+        else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029)
+            fprintf(out, "\\u%04x", cp);   /* C0, DEL, C1, JS line ends */
         else
-            fputc(*p, out);
+            fwrite(p, 1, n, out);
+        p += n;
     }
     fputc('"', out);
 }
@@ -91,6 +147,8 @@ void tool_table_field(FILE *out, const char *s, int width)
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
         if (*p < 0x20 || *p >= 0x7f)
             n += fprintf(out, "\\x%02x", *p);
+        else if (*p == '\\')
+            n += fprintf(out, "\\\\");   /* so a literal "\\x1b" is not taken for ESC */
         else
             n += fputc(*p, out) != EOF;
     }

@@ -16,5 +16,6 @@ Suite *journal_suite(void);
 Suite *guard_suite(void);
 Suite *seen_filter_suite(void);
 Suite *claim_table_suite(void);
+Suite *private_path_suite(void);
 
 #endif

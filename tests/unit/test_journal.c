@@ -141,7 +141,7 @@ static int generation_of(struct journal *j, const char *fingerprint,
 
 struct seen {
     struct journal_row row;   /* strings: see rows_of */
-    char exe[32], method[16], host[64], path[64], key[64], fingerprint[64];
+    char exe[32], method[32], host[64], path[64], key[64], fingerprint[64];
 };
 
 struct rows {
@@ -560,6 +560,56 @@ START_TEST(test_begin_finish_roundtrip)
     ck_assert_int_eq(rs.r[0].row.outcome, JOURNAL_SKIPPED);
     free(rs.r);
     journal_close(j);
+}
+END_TEST
+
+/* Every value goes in as a bound parameter and comes back as it went in:
+ * SQL in it is never run, and no byte is changed (control characters,
+ * invalid UTF-8, format directives). */
+START_TEST(test_hostile_strings)
+{
+    static const char *const hostile[] = {
+        "'); DROP TABLE attempts;--", "\" OR 1=1 --", "\x1b[2J\r\n\tend\x7f",
+        "\xff\xfe\xc3\x28\xed\xa0\x80", "%s%n%x%%", "?1 ?2 :a @b $c ''''",
+    };
+    const size_t n = sizeof hostile / sizeof *hostile;
+    struct journal *j = open_ok(path, 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = hostile[i];
+        struct journal_attempt a = {
+            .time_ms = 1000 + (int64_t)i, .pid = 7, .exe = v, .method = v,
+            .host = v, .path = v, .key = v, .fingerprint = v,
+            .outcome = JOURNAL_PENDING,
+        };
+        begin_ok(j, &a, NULL);
+        /* Found as it was stored: within the window, its generation 0. */
+        ck_assert_int_eq(generation_of(j, v, 2000), 0);
+    }
+    struct rows rs = rows_of(j, NULL, 0, 0);
+    ck_assert_int_eq(rs.n, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        const struct journal_row *r = &rs.r[i].row;
+        ck_assert_str_eq(r->exe, hostile[i]);
+        ck_assert_str_eq(r->method, hostile[i]);
+        ck_assert_str_eq(r->host, hostile[i]);
+        ck_assert_str_eq(r->path, hostile[i]);
+        ck_assert_str_eq(r->key, hostile[i]);
+        ck_assert_str_eq(r->fingerprint, hostile[i]);
+        ck_assert_int_eq(r->attempt, 1);
+    }
+    free(rs.r);
+    /* A filter is a value too: it matches its own row only. */
+    for (size_t i = 0; i < n; i++) {
+        rs = rows_of(j, hostile[i], 0, 0);
+        ck_assert_int_eq(rs.n, 1);
+        ck_assert_str_eq(rs.r[0].row.host, hostile[i]);
+        free(rs.r);
+    }
+    int attempts = 0, answers = 0;
+    ck_assert_int_eq(journal_forget(j, hostile[0], &attempts, &answers), 0);
+    ck_assert_int_eq(attempts, 1);
+    journal_close(j);
+    ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM attempts"), (int64_t)n);
 }
 END_TEST
 
@@ -1972,6 +2022,7 @@ Suite *journal_suite(void)
 
     tc = group(s, "records");
     tcase_add_test(tc, test_begin_finish_roundtrip);
+    tcase_add_test(tc, test_hostile_strings);
     tcase_add_test(tc, test_bad_calls);
     tcase_add_test(tc, test_attempt_numbering);
     tcase_add_test(tc, test_generation_window);
