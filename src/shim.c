@@ -6,6 +6,7 @@
 #include "shim.h"
 
 #include <pthread.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,8 +91,22 @@ static void log_held_warnings(void)
     n_held_warnings = 0;
 }
 
+/* A setuid or setgid program, or one that gained file capabilities, runs
+ * on behalf of another user than the one who set its environment: nothing
+ * there may steer it (a journal or log path, hosts to rewrite requests
+ * to). The kernel says so in AT_SECURE, for glibc and musl alike; the
+ * loader's own refusal of LD_PRELOAD paths does not cover a library
+ * installed setuid in a system directory. Such a process gets no hooks
+ * acting, no files, no threads, no output. */
+static int secure_exec(void)
+{
+    return getauxval(AT_SECURE) != 0;
+}
+
 static int start(void)
 {
+    if (secure_exec())
+        return SHIM_DISABLED;
     const char *hosts = getenv("RETRYSAFE_HOSTS");
     if (!hosts || !*hosts)
         return SHIM_DISABLED;
