@@ -119,8 +119,7 @@ static const struct {
     { "rediss", NULL },
 };
 
-/* The length of location's "scheme" before "://", or 0 when it has none. */
-static size_t scheme_len(const char *location)
+size_t journal_scheme_len(const char *location)
 {
     size_t n = 0;
     while ((location[n] >= 'a' && location[n] <= 'z') ||
@@ -144,7 +143,7 @@ static const struct journal_ops *pick_backend(const char *location)
         journal_fail("the journal is off");
         return NULL;
     }
-    size_t n = scheme_len(location);
+    size_t n = journal_scheme_len(location);
     if (n == 0)
         return &journal_sqlite_ops;
     for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {

@@ -105,6 +105,11 @@ struct journal;
  * reserved for the Redis backend (not built yet: an error for now); "off"
  * and any other "scheme://" are errors. */
 struct journal *journal_open(const char *location, int create, char *err, size_t err_size);
+
+/* The length of location's "scheme" before "://" ("redis"), or 0 when it
+ * has none: a file path. */
+size_t journal_scheme_len(const char *location);
+
 void journal_close(struct journal *j);
 
 /* Records an attempt before its first byte leaves. Returns 0 with the row id

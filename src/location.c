@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "journal.h"
 #include "private_path.h"
 #include "secret.h"
 
@@ -29,7 +30,7 @@ enum location_kind location_journal(const char *configured, char *out, size_t si
 int location_journal_private(const char *path, char *err, size_t err_size)
 {
     char why[400];
-    if (strstr(path, "://") || private_path_check_file(path, why, sizeof(why)) == 0)
+    if (journal_scheme_len(path) > 0 || private_path_check_file(path, why, sizeof(why)) == 0)
         return 0;
     snprintf(err, err_size, "refusing journal %s: %s", path, why);
     return -1;

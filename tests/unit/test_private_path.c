@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "location.h"
 #include "private_path.h"
 #include "scratch.h"
 #include "suites.h"
@@ -175,6 +176,21 @@ START_TEST(test_links_resolved)
 }
 END_TEST
 
+/* The journal's form of the check: a location with a scheme is no file. */
+START_TEST(test_journal_location)
+{
+    char ww[PATH_MAX], file[PATH_MAX], want[PATH_MAX], err[512] = "";
+    make_dir(ww, "ww", 0777);
+    pathf(file, "%s/journal.db", ww);
+    ck_assert_int_eq(location_journal_private(file, err, sizeof err), -1);
+    pathf(want, "refusing journal %s: directory %s is writable", file, ww);
+    ck_assert_msg(strstr(err, want), "\"%s\" lacks \"%s\"", err, want);
+    ck_assert_int_eq(location_journal_private("redis://127.0.0.1/0", err, sizeof err), 0);
+    pathf(file, "%s/redis://x", ww);   /* a path, whatever it contains */
+    ck_assert_int_eq(location_journal_private(file, err, sizeof err), -1);
+}
+END_TEST
+
 START_TEST(test_not_a_directory)
 {
     char plain[PATH_MAX], file[PATH_MAX], want[PATH_MAX];
@@ -198,6 +214,7 @@ Suite *private_path_suite(void)
     tcase_add_test(tc, test_group_writable);
     tcase_add_test(tc, test_other_owner);
     tcase_add_test(tc, test_links_resolved);
+    tcase_add_test(tc, test_journal_location);
     tcase_add_test(tc, test_not_a_directory);
     suite_add_tcase(s, tc);
     return s;
