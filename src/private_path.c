@@ -1,7 +1,7 @@
 /* private_path.c - may a directory hold this user's private files? See
  * private_path.h for the rule and why.
  *
- * This runs inside other people's processes: no allocation, no fd kept,
+ * This runs inside other people's processes: no fd opened, nothing kept,
  * errno as the caller left it. */
 #include "private_path.h"
 
