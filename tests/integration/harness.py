@@ -365,6 +365,19 @@ def base_env(tmp):
     return env
 
 
+def _leak_checked(argv, env):
+    """env, with leak detection on when argv runs one of our own programs
+    (the tool, a C client) in a sanitized build: their leaks are ours. Not
+    for `retrysafe run`: the program it starts is a host."""
+    exe = str(argv[0])
+    if (not SANITIZED or "ASAN_OPTIONS" not in env
+            or os.path.dirname(os.path.abspath(exe)) not in (BUILD, CLIENT_BIN)
+            or (exe == TOOL and len(argv) > 1 and argv[1] == "run")):
+        return env
+    return dict(env, ASAN_OPTIONS=env["ASAN_OPTIONS"].replace(
+        "detect_leaks=0", "detect_leaks=1"))
+
+
 def sanitizer_reports(tmp):
     """The reports the test's programs wrote: [(file name, text)]."""
     logs = sanitizer_log_dir(tmp)
@@ -479,7 +492,8 @@ class Context:
         """Runs argv; returns the CompletedProcess (bytes). With check, a
         non-zero exit fails the test, showing stderr."""
         try:
-            p = subprocess.run([_arg(a) for a in argv], env=env or self.env,
+            p = subprocess.run([_arg(a) for a in argv],
+                               env=_leak_checked(argv, env or self.env),
                                input=input, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=timeout,
                                cwd=cwd or self.tmp)
