@@ -45,7 +45,6 @@ DEFAULT_TIMEOUT = 10.0
 KEY_TAG = b"retrysafe key v1\n"
 
 
-
 def _sanitizer_runtimes(lib):
     """{soname: path} of the sanitizer runtimes lib was linked with (a build
     made with make SANITIZE=...), as the loader finds them; {} for a plain
@@ -67,10 +66,10 @@ SANITIZER_RUNTIMES = {} if MUSL else _sanitizer_runtimes(LIB)
 SANITIZED = bool(SANITIZER_RUNTIMES)
 PRELOAD_FIRST = [os.path.realpath(path) for name, path in
                  SANITIZER_RUNTIMES.items() if name.startswith("libasan.")]
-# Hosts such as python3 leak at exit by design: no leak reports there.
-# (The unit tests, tests/run-all, keep them.)
-# UBSan's own log_path is ignored where the ASan runtime is loaded too
-# (gcc 12): its reports go to stderr, and abort the program.
+# Hosts such as python3 leak at exit by design: no leak reports there (our
+# own programs get them back, _leak_checked; tests/run-all gives them to the
+# unit tests). UBSan honours its log_path only without ASan (gcc 12): with
+# it, its reports go to stderr, and abort the program.
 ASAN_OPTIONS = "detect_leaks=0:halt_on_error=1:abort_on_error=1"
 UBSAN_OPTIONS = "halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 
