@@ -6,11 +6,25 @@ PREFIX  ?= /usr/local
 VERSION := 0.1.0
 BUILD   := build
 
+# make SANITIZE=address,undefined [test]: everything (shim, tool, unit tests,
+# test clients) built with -fsanitize=$(SANITIZE) into build/san-<list>, so
+# build/ stays as it is. Made for gcc, which links the sanitizer runtimes
+# dynamically, shim included: a preloaded library must not carry its own
+# copy of ASan (with clang, add -shared-libasan). tests/run-all --build
+# preloads the ASan runtime ahead of the shim into the programs it runs.
+SANITIZE ?=
+comma   := ,
+ifneq ($(SANITIZE),)
+BUILD   := build/san-$(subst $(comma),-,$(SANITIZE))
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
+
 WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
               -DRETRYSAFE_VERSION='"$(VERSION)"' \
-              -DRETRYSAFE_LIBDIR='"$(PREFIX)/lib/retrysafe"' $(CFLAGS) $(DEPS_CFLAGS)
+              -DRETRYSAFE_LIBDIR='"$(PREFIX)/lib/retrysafe"' $(CFLAGS) $(DEPS_CFLAGS) \
+              $(SAN_FLAGS)
 LIBS    := -lsqlite3 -lcrypto -lpthread -ldl
 # Set by `make musl` (see there); empty for the system's own build.
 DEPS_CFLAGS :=
@@ -23,7 +37,7 @@ SHIM_LIBS   := -lpthread -ldl
 
 # The core: every module the shim and the tool share. Hooks, the fd table
 # and the real-symbol lookup exist only in the preloaded library.
-SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/conn.c src/flight.c \
+SHIM_ONLY := $(wildcard src/hooks*.c) $(wildcard src/tls_*.c) src/asan_glue.c src/conn.c src/flight.c \
              src/flight_guard.c src/late.c src/journal_queue.c src/lazy_deps.c \
              src/real.c src/shim.c
 CORE_SRC  := $(filter-out $(SHIM_ONLY),$(wildcard src/*.c))
@@ -55,7 +69,7 @@ $(BUILD)/libretrysafe-core.a: $(CORE_OBJ)
 # Only the hook symbols are exported (src/exports.map); the core stays
 # hidden so the host's own symbols are never replaced by ours.
 $(BUILD)/libretrysafe.so: $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a src/exports.map
-	$(CC) -shared -o $@ $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a \
+	$(CC) $(SAN_FLAGS) -shared -o $@ $(SHIM_OBJ) $(BUILD)/libretrysafe-core.a \
 	    -Wl,--version-script=src/exports.map -Wl,--exclude-libs,ALL \
 	    -Wl,-z,nodelete -Wl,-z,defs $(SHIM_LIBS)
 
@@ -81,13 +95,14 @@ unit: $(BUILD)/tests/unit
 	$(BUILD)/tests/unit
 
 integration: all $(CLIENT_BIN)
-	python3 tests/integration/run.py
+	python3 tests/integration/run.py --build $(BUILD)
 
 # Runs the unit suites and the integration suite (and, where musl-gcc is
 # installed, the musl build's part of it) and ends with one summary line.
-HAVE_MUSL := $(shell command -v musl-gcc 2>/dev/null)
+# musl has no sanitizer runtimes: under SANITIZE its part is left out.
+HAVE_MUSL := $(if $(SANITIZE),,$(shell command -v musl-gcc 2>/dev/null))
 test: all $(BUILD)/tests/unit $(CLIENT_BIN) $(if $(HAVE_MUSL),musl)
-	tests/run-all
+	tests/run-all --build $(BUILD)
 
 # make musl: build/musl/libretrysafe.so and build/musl/retrysafe for
 # musl-linked programs (Alpine), with Debian's musl-gcc. Debian has no musl
@@ -102,7 +117,7 @@ MUSL_CLIENTS := $(filter-out build/musl/clients/curl_post,\
                   $(CLIENT_SRC:tests/integration/clients/%.c=build/musl/clients/%))
 musl:
 	scripts/musl-deps.sh "$(MUSL_CACHE)"
-	$(MAKE) BUILD=build/musl CC=musl-gcc DEPS_CFLAGS="-I$(MUSL_DEPS)/include" \
+	$(MAKE) BUILD=build/musl CC=musl-gcc SANITIZE= DEPS_CFLAGS="-I$(MUSL_DEPS)/include" \
 	    LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \
 	    TOOL_LDFLAGS=-static CLIENT_LIBS=-lpthread LAZY_CFLAGS= \
 	    SHIM_LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \

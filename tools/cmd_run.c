@@ -1,6 +1,9 @@
 /* cmd_run.c - `retrysafe run`: preload the shim into a command. */
 #include <errno.h>
 #include <limits.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <link.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,35 @@ static int find_library(char *out, size_t size)
         }
     }
     return candidate(out, size, RETRYSAFE_LIBDIR, "/libretrysafe.so") ? 0 : -1;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+/* dl_iterate_phdr callback: the loaded ASan runtime's path into out. */
+static int asan_runtime(struct dl_phdr_info *info, size_t size, void *out)
+{
+    (void)size;
+    const char *slash = strrchr(info->dlpi_name, '/');
+    if (!slash || strncmp(slash + 1, "libasan.so", strlen("libasan.so")) != 0)
+        return 0;
+    snprintf(out, PATH_MAX, "%s", info->dlpi_name);
+    return 1;
+}
+#endif
+
+/* What LD_PRELOAD must begin with: the library; in a build made with
+ * make SANITIZE=address, after the ASan runtime, which must be loaded first
+ * of all. This tool was linked with the one the library needs: its own. */
+static int preload_of(const char *library, char *out, size_t size)
+{
+    char first[PATH_MAX] = "";
+#if defined(__SANITIZE_ADDRESS__)
+    dl_iterate_phdr(asan_runtime, first);
+#endif
+    int n = snprintf(out, size, "%s%s%s", first, *first ? " " : "", library);
+    if (n > 0 && (size_t)n < size)
+        return 0;
+    errno = ENAMETOOLONG;
+    return -1;
 }
 
 /* Ours first, then whatever the caller already preloads (once). */
@@ -98,11 +130,11 @@ int cmd_run(int argc, char **argv)
     if (i >= argc)
         return tool_error("run: no command given (retrysafe run --hosts H -- CMD ARGS...)");
 
-    char library[PATH_MAX];
+    char library[PATH_MAX], preload[2 * PATH_MAX];
     if (find_library(library, sizeof(library)) != 0)
         return tool_error("run: cannot find libretrysafe.so next to this program or in %s",
                           RETRYSAFE_LIBDIR);
-    if (set_preload(library) != 0)
+    if (preload_of(library, preload, sizeof(preload)) != 0 || set_preload(preload) != 0)
         return tool_error("run: cannot set LD_PRELOAD: %s", strerror(errno));
     const char *hosts = getenv("RETRYSAFE_HOSTS");
     if (!hosts || !*hosts)

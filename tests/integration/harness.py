@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,9 +25,12 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # the C clients are then build/musl's, built with musl-gcc (make musl), and
 # only the tests marked @musl run (those whose programs under the shim are
 # all our C clients: a glibc program cannot preload a musl library).
+# `run.py --build DIR` sets RETRYSAFE_TEST_BUILD=DIR: another build's files
+# (make SANITIZE=... builds into build/san-LIST).
 MUSL = os.environ.get("RETRYSAFE_TEST_LIBC") == "musl"
-BUILD = os.path.join(ROOT, "build", "musl") if MUSL else os.path.join(ROOT,
-                                                                     "build")
+BUILD = (os.path.join(ROOT, "build", "musl") if MUSL else
+         os.path.abspath(os.path.join(ROOT, os.environ.get(
+             "RETRYSAFE_TEST_BUILD", "build"))))
 LIB = os.path.join(BUILD, "libretrysafe.so")
 TOOL = os.path.join(BUILD, "retrysafe")
 CLIENT_SRC = os.path.join(HERE, "clients")
@@ -39,6 +43,49 @@ TEST_SECRET = "retrysafe-integration-test-secret"
 DEFAULT_HEADER = "Idempotency-Key"
 DEFAULT_TIMEOUT = 10.0
 KEY_TAG = b"retrysafe key v1\n"
+
+
+def _sanitizer_runtimes(lib):
+    """{soname: path} of the sanitizer runtimes lib was linked with (a build
+    made with make SANITIZE=...), as the loader finds them; {} for a plain
+    build."""
+    if not os.path.exists(lib):
+        return {}
+    p = subprocess.run(["ldd", lib], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL)
+    return dict(re.findall(r"^\s*(lib(?:asan|ubsan)\.so\S*) => (/\S+)",
+                           p.stdout.decode(errors="replace"), re.M))
+
+
+# A sanitized library: the programs it is preloaded into are not
+# instrumented, so the ASan runtime must be preloaded ahead of it (ASan
+# refuses to start when it is not first of all the libraries), and each
+# program's reports go to files the runner checks after the test (any report
+# fails it), so that one from a program a test expects to fail is seen too.
+SANITIZER_RUNTIMES = {} if MUSL else _sanitizer_runtimes(LIB)
+SANITIZED = bool(SANITIZER_RUNTIMES)
+PRELOAD_FIRST = [os.path.realpath(path) for name, path in
+                 SANITIZER_RUNTIMES.items() if name.startswith("libasan.")]
+# Hosts such as python3 leak at exit by design: no leak reports there (our
+# own programs get them back, _leak_checked; tests/run-all gives them to the
+# unit tests). UBSan honours its log_path only without ASan (gcc 12): with
+# it, its reports go to stderr, and abort the program.
+ASAN_OPTIONS = "detect_leaks=0:halt_on_error=1:abort_on_error=1"
+UBSAN_OPTIONS = "halt_on_error=1:abort_on_error=1:print_stacktrace=1"
+
+
+def not_under_asan(why):
+    """Skip (saying why) when the shim is a build with SANITIZE=address: for
+    the few tests ASan's own runtime cannot pass."""
+    if PRELOAD_FIRST:
+        raise Skip("not under ASan: " + why)
+
+
+def sanitizer_log_dir(tmp):
+    """Where the programs of the test whose temp dir is tmp write their
+    sanitizer reports: beside tmp, not in it."""
+    return tmp.rstrip("/") + ".sanitizer"
+
 
 # Variables a test environment never inherits: they would change what the
 # programs send or whether the shim is loaded.
@@ -309,7 +356,41 @@ def base_env(tmp):
     os.makedirs(state, exist_ok=True)
     env.update(HOME=home, XDG_STATE_HOME=state, RETRYSAFE_SECRET=TEST_SECRET,
                LC_ALL="C", TZ="UTC")
+    if SANITIZED:
+        logs = sanitizer_log_dir(tmp)
+        os.makedirs(logs, exist_ok=True)
+        env["ASAN_OPTIONS"] = "%s:log_path=%s/asan" % (ASAN_OPTIONS, logs)
+        env["UBSAN_OPTIONS"] = "%s:log_path=%s/ubsan" % (UBSAN_OPTIONS, logs)
     return env
+
+
+def _leak_checked(argv, env):
+    """env, with leak detection on when argv runs one of our own programs
+    (the tool, a C client) in a sanitized build: their leaks are ours. Not
+    for `retrysafe run`: the program it starts is a host."""
+    exe = str(argv[0])
+    if (not SANITIZED or "ASAN_OPTIONS" not in env
+            or os.path.dirname(os.path.abspath(exe)) not in (BUILD, CLIENT_BIN)
+            or (exe == TOOL and len(argv) > 1 and argv[1] == "run")):
+        return env
+    return dict(env, ASAN_OPTIONS=env["ASAN_OPTIONS"].replace(
+        "detect_leaks=0", "detect_leaks=1"))
+
+
+def sanitizer_reports(tmp):
+    """The reports the test's programs wrote: [(file name, text)]."""
+    logs = sanitizer_log_dir(tmp)
+    out = []
+    for fn in sorted(os.listdir(logs)) if os.path.isdir(logs) else ():
+        with open(os.path.join(logs, fn), "rb") as f:
+            out.append((fn, f.read().decode(errors="replace")))
+    return out
+
+
+def preload(*libraries):
+    """An LD_PRELOAD value naming libraries, after the ASan runtime when
+    this is a sanitized build."""
+    return " ".join(PRELOAD_FIRST + list(libraries))
 
 
 def _arg(a):
@@ -388,7 +469,7 @@ class Context:
         when None) and RETRYSAFE_<NAME>=value for each keyword."""
         require_lib()
         env = dict(self.env)
-        env["LD_PRELOAD"] = LIB
+        env["LD_PRELOAD"] = preload(LIB)
         if hosts is not None:
             env["RETRYSAFE_HOSTS"] = hosts
         for k, v in variables.items():
@@ -410,7 +491,8 @@ class Context:
         """Runs argv; returns the CompletedProcess (bytes). With check, a
         non-zero exit fails the test, showing stderr."""
         try:
-            p = subprocess.run([_arg(a) for a in argv], env=env or self.env,
+            p = subprocess.run([_arg(a) for a in argv],
+                               env=_leak_checked(argv, env or self.env),
                                input=input, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=timeout,
                                cwd=cwd or self.tmp)
@@ -541,6 +623,11 @@ def client(name):
 
 CLIENT_CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Wshadow",
                  "-Wpointer-arith", "-Wstrict-prototypes", "-O2", "-g"]
+# Our own clients are built with the sanitizers the library has.
+CLIENT_SANITIZE = ["-fsanitize=" + ",".join(
+    kind for kind, so in (("address", "libasan."), ("undefined", "libubsan."))
+    if any(n.startswith(so) for n in SANITIZER_RUNTIMES)),
+    "-fno-omit-frame-pointer"] if SANITIZED else []
 
 
 def build_clients():
@@ -560,7 +647,8 @@ def build_clients():
         if (os.path.exists(out)
                 and os.path.getmtime(out) >= os.path.getmtime(src)):
             continue
-        p = subprocess.run([cc] + CLIENT_CFLAGS + ["-o", out, src] + libs,
+        p = subprocess.run([cc] + CLIENT_CFLAGS + CLIENT_SANITIZE
+                           + ["-o", out, src] + libs,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if p.returncode != 0:
             errors.append("building %s failed:\n%s"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The integration test runner.
 
-usage: python3 tests/integration/run.py [-j N] [-v] [--keep] [--list] [--musl] [FILTER...]
+usage: python3 tests/integration/run.py [-j N] [-v] [--keep] [--list] [--musl]
+                                       [--build DIR] [FILTER...]
 
 Runs every function test_* of tests/integration/test_*.py whose name (or
 "module.name") contains one of the FILTERs, each in its own process group
@@ -16,6 +17,11 @@ taken and, last, "N passed, N failed" (", N skipped" when some were). Exits
   --list   print the selected test names and exit
   --musl   run the tests marked @musl against build/musl (make musl): the
            shim, tool and C clients built with musl-gcc
+  --build DIR  test the shim, tool and C clients in DIR (default build).
+           When its library is sanitized (make SANITIZE=address,undefined
+           builds build/san-address-undefined), the ASan runtime is
+           preloaded ahead of it, and a test fails when any of its programs
+           wrote a sanitizer report
 """
 
 import argparse
@@ -35,6 +41,8 @@ sys.path.insert(0, HERE)
 if "--musl" in sys.argv:
     # Before the harness is imported: it picks build/musl's files.
     os.environ["RETRYSAFE_TEST_LIBC"] = "musl"
+if "--build" in sys.argv[1:-1]:
+    os.environ["RETRYSAFE_TEST_BUILD"] = sys.argv[sys.argv.index("--build") + 1]
 
 import harness  # noqa: E402
 
@@ -118,8 +126,24 @@ def run_one(module, name, limit, root):
             pass
         proc.wait()
     elapsed = time.monotonic() - start
+    status, reason = result(proc, timed_out, limit, result_path, log_path)
+    # After the whole group ended: a report of any program of the test,
+    # even one it expected to fail, fails it.
+    reports = harness.sanitizer_reports(tmp)
+    if reports:
+        with open(log_path, "a") as log:
+            for fn, text in reports:
+                log.write("== sanitizer report %s\n%s" % (fn, text))
+        status, reason = "fail", "%d sanitizer report(s); %s: %s (%s)" % (
+            len(reports), reports[0][0], reports[0][1].strip()[:1000],
+            reason or "the test itself passed")
+    return status, reason, elapsed, log_path
+
+
+def result(proc, timed_out, limit, result_path, log_path):
+    """(status, reason) of the test run by proc."""
     if timed_out:
-        return "fail", "timed out after %gs" % limit, elapsed, log_path
+        return "fail", "timed out after %gs" % limit
     try:
         with open(result_path) as f:
             res = json.load(f)
@@ -127,8 +151,8 @@ def run_one(module, name, limit, root):
         with open(log_path, "rb") as f:
             tail = f.read()[-500:].decode(errors="replace")
         return ("fail", "test process died (exit %s): %s"
-                % (proc.returncode, tail), elapsed, log_path)
-    return res["status"], res["reason"], elapsed, log_path
+                % (proc.returncode, tail))
+    return res["status"], res["reason"]
 
 
 def one_line(text, limit=1500):
@@ -148,6 +172,7 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--musl", action="store_true")
+    ap.add_argument("--build", metavar="DIR")   # read above, before harness
     ap.add_argument("filters", nargs="*")
     args = ap.parse_args()
 

@@ -5,7 +5,7 @@
 import os
 import re
 
-from harness import (LIB, PYTHON, ROOT, assert_tagged, exchange,
+from harness import (LIB, PYTHON, ROOT, assert_tagged, exchange, preload,
                      require_lib, require_tool)
 
 BODY = b"amount=2000&currency=usd"
@@ -91,7 +91,8 @@ def test_launcher_keeps_existing_ld_preload(ctx):
             existing = cand
             break
     assert existing, "no libm to preload"
-    env = dict(ctx.env, LD_PRELOAD=existing)
+    # (preload(): a sanitized tool needs the ASan runtime first too.)
+    env = dict(ctx.env, LD_PRELOAD=preload(existing))
     v = _show_env(ctx, ["--hosts", "127.0.0.1"], env=env)
     pre = [p for p in re.split(r"[: ]", v.get("LD_PRELOAD", "")) if p]
     assert existing in pre, "existing LD_PRELOAD lost: %r" % v["LD_PRELOAD"]

@@ -97,7 +97,9 @@ START_TEST(test_failed_fill_leaves_nothing)
     struct stat st;
     ck_assert_int_ne(stat(path, &st), 0);
     fills = 0;
-    ck_assert_ptr_nonnull(seen_filter_open(path, fill_hundred, NULL));
+    struct seen_filter *f = seen_filter_open(path, fill_hundred, NULL);
+    ck_assert_ptr_nonnull(f);
+    seen_filter_close(f);
 }
 END_TEST
 

@@ -134,6 +134,7 @@ static int big_write(const char *kind)
     }
     printf("total %zu\n", total);
     close(fd);
+    free(b);
     return 0;
 }
 
