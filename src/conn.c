@@ -204,12 +204,14 @@ static int hold_if_alive(struct conn *c)
     return 0;
 }
 
+/* Called as the process ends, maybe from a signal handler that interrupted
+ * a thread holding the list's lock: the lock is only tried. */
 int conn_holding_list(struct conn **conns, int max)
 {
     int n = 0;
-    if (!__atomic_load_n(&conn_holding_count, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&conn_holding_count, __ATOMIC_ACQUIRE) ||
+        pthread_mutex_trylock(&live_lock) != 0)
         return 0;
-    pthread_mutex_lock(&live_lock);
     for (struct conn *c = live; c && n < max; c = c->next_live)
         if (__atomic_load_n(&c->holding, __ATOMIC_ACQUIRE) && hold_if_alive(c))
             conns[n++] = c;
