@@ -192,6 +192,33 @@ void conn_hold(struct conn *c)
     __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
 }
 
+/* A reference on c, unless its last one is gone (it is being freed and
+ * waits for the live-list lock to leave the list). */
+static int hold_if_alive(struct conn *c)
+{
+    int refs = __atomic_load_n(&c->refs, __ATOMIC_ACQUIRE);
+    while (refs > 0)
+        if (__atomic_compare_exchange_n(&c->refs, &refs, refs + 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
+/* Called as the process ends, maybe from a signal handler that interrupted
+ * a thread holding the list's lock: the lock is only tried. */
+int conn_holding_list(struct conn **conns, int max)
+{
+    int n = 0;
+    if (!__atomic_load_n(&conn_holding_count, __ATOMIC_ACQUIRE) ||
+        pthread_mutex_trylock(&live_lock) != 0)
+        return 0;
+    for (struct conn *c = live; c && n < max; c = c->next_live)
+        if (__atomic_load_n(&c->holding, __ATOMIC_ACQUIRE) && hold_if_alive(c))
+            conns[n++] = c;
+    pthread_mutex_unlock(&live_lock);
+    return n;
+}
+
 void conn_release(struct conn *c)
 {
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)

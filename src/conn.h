@@ -127,6 +127,9 @@ int conn_forget(int fd);
 
 /* Call under out_lock after the outbound stream changed. */
 void conn_note_holding(struct conn *c);
+/* Fills conns (acquired) with up to max connections that hold bytes the
+ * application counts as sent; returns how many. */
+int conn_holding_list(struct conn **conns, int max);
 /* newfd now names the same socket as oldfd. */
 void conn_dup(int oldfd, int newfd);
 

@@ -54,6 +54,12 @@ int hooks_table_is_ours(void);
  * Skipped when another thread is sending on c right now. */
 void hooks_release_held(struct conn *c, int fd, int wait_ms);
 
+/* The process is ending with sockets still open (exit() or _exit()
+ * without close): the kernel closes them, and what is held on them would
+ * go with them. It goes out first, as at close(); TLS sessions are left
+ * alone (their bytes need the library's own write). */
+void hooks_release_all_held(void);
+
 /* Bytes are about to reach the socket behind our back (sendfile, MSG_OOB,
  * ancillary data): what is held goes first, then the connection passes
  * through for good, since its stream is no longer ours to follow. Returns

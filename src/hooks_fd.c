@@ -180,13 +180,30 @@ EXPORT int fcntl64(int fd, int cmd, ...)
     return fcntl_common(real.fcntl64 ? real.fcntl64 : real.fcntl, fd, cmd, arg);
 }
 
+void hooks_release_all_held(void)
+{
+    struct conn *conns[64];
+    if (!hooks_table_is_ours() || hooks_in_shim)
+        return;
+    int n = conn_holding_list(conns, 64);
+    for (int i = 0; i < n; i++) {
+        int fd = conn_some_fd(conns[i]);
+        if (fd >= 0)
+            hooks_release_held(conns[i], fd, HOOKS_RELEASE_ON_CLOSE_MS);
+        conn_release(conns[i]);
+    }
+}
+
 /* A process that ends with _exit() (a forked child, often) runs no
- * destructor: what its journal queue holds is written first, briefly.
- * Never in a vfork()ed child, which would touch its parent's queue. */
+ * destructor: what it holds goes out, and what its journal queue holds is
+ * written, first, briefly. Never in a vfork()ed child, which would touch
+ * its parent's connections and queue. */
 static void before_exit_now(void)
 {
-    if (hooks_table_is_ours() && !hooks_in_shim)
+    if (hooks_table_is_ours() && !hooks_in_shim) {
+        hooks_release_all_held();
         journal_queue_flush_at_exit(HOOKS_RELEASE_ON_CLOSE_MS);
+    }
 }
 
 EXPORT void _exit(int status)

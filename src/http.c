@@ -26,6 +26,11 @@
  *   Content-Length lists must not have empty members, transfer codings must
  *   be bare tokens with "chunked" last and only there, and trailing
  *   whitespace after a chunk size is an error unless an extension follows.
+ *   RFC 9112 lets a recipient take a bare LF for CRLF in the start line and
+ *   fields only: chunk-size lines and the end of chunk data must end in
+ *   CRLF (a server that skips two bytes after the data, unchecked, would
+ *   frame a bare LF differently). An HTTP/1.0 request with
+ *   Transfer-Encoding has faulty framing (RFC 9112 §6.1): refused.
  * - CONNECT ends with its head whatever its framing headers say (they are
  *   still validated): what follows is the tunnel. Its info reports
  *   HTTP_BODY_NONE.
@@ -167,6 +172,8 @@ static const char *transfer_encoding(struct http_req_parser *p,
 
     if (p->seen_content_length)
         return "Transfer-Encoding with Content-Length";
+    if (p->version == 10)
+        return "Transfer-Encoding in HTTP/1.0";
     p->seen_transfer_encoding = 1;
     for (;;) {
         size_t b = i;
@@ -262,6 +269,7 @@ static int request_line(struct http_req_parser *p, const char *s, size_t n)
                                                           : "bad HTTP version");
     p->is_connect = m == 7 && memcmp(s, "CONNECT", 7) == 0;
     p->upgrade = p->is_connect;
+    p->version = version;
     p->state = HTTP_REQ_HEADERS;
     return emit_request_line(p, s, m, s + m + 1, t - m - 1, version);
 }
@@ -340,8 +348,13 @@ static int trailer_line(struct http_req_parser *p, const char *s, size_t n)
 static int take_line(struct http_req_parser *p, const char *s, size_t n,
                      size_t start)
 {
-    if (n > 0 && s[n - 1] == '\r')
+    int crlf = n > 0 && s[n - 1] == '\r';
+
+    if (crlf)
         n--;
+    if (!crlf && (p->state == HTTP_REQ_CHUNK_SIZE ||
+                  p->state == HTTP_REQ_CHUNK_DATA_END))
+        return fail(p, "bare LF in chunk framing");
     switch (p->state) {
     case HTTP_REQ_LINE:
         if (n > 0)

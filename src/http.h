@@ -82,6 +82,7 @@ struct http_req_parser {
     int chunked;
     int upgrade;
     int is_connect;
+    int version;            /* of the current request: 10 or 11 */
 
     /* A line that arrived in pieces, kept until its terminator arrives. */
     char *line;

@@ -25,6 +25,11 @@
 /* Held requests keep at most this much memory once they are done. */
 #define OUTBOUND_KEEP (64 * 1024)
 #define EMIT_MAX 16
+/* The parser is fed at most this much of the caller's buffer at a time,
+ * and a batch is sent once it holds this much: so what a full socket leaves
+ * to the queue, and how far a held request can run past its limit, are
+ * bounded by this rather than by the size of the caller's write. */
+#define OUTBOUND_STEP (64 * 1024)
 
 struct emit {
     struct iovec iov[EMIT_MAX];
@@ -41,6 +46,7 @@ struct emit {
     size_t retracted;  /* caller bytes given back by the last flush */
     int sent_any;      /* some byte of the last flush went out */
     int any_sent_this_call;
+    size_t bytes;      /* in iov[0..cnt) */
 };
 
 /* Set for the duration of one outbound_write: the callbacks need them. */
@@ -292,9 +298,11 @@ static void emit_add(struct emit *e, const char *p, size_t len, int internal)
         struct iovec *last = &e->iov[e->cnt - 1];
         if ((const char *)last->iov_base + last->iov_len == p) {
             last->iov_len += len;
+            e->bytes += len;
             return;
         }
     }
+    e->bytes += len;
     e->iov[e->cnt].iov_base = (void *)p;
     e->iov[e->cnt].iov_len = len;
     e->cnt++;
@@ -417,6 +425,7 @@ static int emit_flush(struct outbound *ob, struct emit *e, const struct outbound
         errno = saved;
     }
     e->cnt = 0;
+    e->bytes = 0;
     e->internal = 0;
     e->recorded = 0;
     e->must_flush = 0;
@@ -618,10 +627,20 @@ static size_t give_up(struct outbound *ob, struct emit *e, const char *p, size_t
     return len;
 }
 
+/* Chunk framing can outweigh the data: the raw bytes held for a key are
+ * bounded too, whole or not, so that the verdict does not depend on how
+ * the request was split into writes. */
+static int over_raw_limit(const struct outbound *ob)
+{
+    return ob->head.len > 2 * ob->env->cfg->max_body + HTTP_MAX_HEAD;
+}
+
 /* A request whose held bytes must go out ahead of what follows. */
 static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p, size_t len,
                              const struct outbound_io *io)
 {
+    if (len > OUTBOUND_STEP)
+        len = OUTBOUND_STEP;
     size_t k = http_req_feed(&ob->parser, p, len);
     if (http_req_failed(&ob->parser))
         return give_up(ob, e, p, len, ob->parser.error ? ob->parser.error : "not HTTP");
@@ -636,6 +655,11 @@ static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p,
     /* The held head lacks p[0..k): it all goes out from p, as it came. */
     if (buf_append(&ob->head, p, k) != 0)
         return give_up(ob, e, p, len, "out of memory");
+    if (ob->msg == OUTBOUND_TAG && over_raw_limit(ob)) {
+        struct outbound_call call = { ob, io };
+        log_msg(CONFIG_LOG_WARN, "request is over RETRYSAFE_MAX_BODY; sent untagged");
+        decide_skip(&call, "raw bytes over the limit", ob->body.len);
+    }
     if (ob->message_complete) {
         if (ob->msg == OUTBOUND_TAG)
             emit_tagged(ob, e, io);
@@ -645,12 +669,8 @@ static size_t take_undecided(struct outbound *ob, struct emit *e, const char *p,
         end_request(ob, io);
         return k;
     }
-    /* Chunk framing can outweigh the data; bound the raw bytes held too. */
-    if (ob->head.len > 2 * ob->env->cfg->max_body + HTTP_MAX_HEAD) {
-        log_msg(CONFIG_LOG_WARN, "request is over RETRYSAFE_MAX_BODY; sent untagged");
+    if (ob->msg == OUTBOUND_PASS)
         emit_held(ob, e, ob->head.len);
-        ob->msg = OUTBOUND_PASS;
-    }
     return k;
 }
 
@@ -692,6 +712,8 @@ static size_t take_passing(struct outbound *ob, struct emit *e, const char *p, s
         }
         return send_passing_body(ob, e, p, len, io);
     }
+    if (len > OUTBOUND_STEP)
+        len = OUTBOUND_STEP;
     size_t k = http_req_feed(&ob->parser, p, len);
     if (http_req_failed(&ob->parser))
         return give_up(ob, e, p, len, ob->parser.error ? ob->parser.error : "not HTTP");
@@ -711,6 +733,11 @@ static size_t take(struct outbound *ob, struct emit *e, const char *p, size_t le
     if (ob->passthrough) {
         emit_retractable(e, p, len);
         return len;
+    }
+    /* A full batch goes out before more is parsed (OUTBOUND_STEP). */
+    if (e->bytes >= OUTBOUND_STEP) {
+        e->must_flush = 1;
+        return 0;
     }
     if (ob->msg == OUTBOUND_FRESH) {
         /* Line ends between requests belong to no request. */

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "log.h"
 #include "flight.h"
+#include "hooks.h"
 #include "journal.h"
 #include "journal_queue.h"
 #include "keysource.h"
@@ -367,9 +368,12 @@ void shim_journal_trouble(const char *why)
             "unrecorded", why ? why : "unknown error");
 }
 
-/* Whatever this process still waits on will never get its answer now. */
+/* What this process still holds goes out before the kernel closes its
+ * sockets; whatever it still waits on will never get its answer now. */
 __attribute__((destructor)) static void shim_unload(void)
 {
-    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == SHIM_ACTIVE)
-        flight_process_exit();
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != SHIM_ACTIVE)
+        return;
+    hooks_release_all_held();
+    flight_process_exit();
 }

@@ -436,7 +436,7 @@ static const struct sample samples[] = {
     SAMPLE("bare LF line endings",
            "POST /lf HTTP/1.1\nHost: h\nContent-Length: 4\n\nbody"
            "POST /lf2 HTTP/1.1\r\nHost: h\nTransfer-Encoding: chunked\n\n"
-           "4\nwxyz\n0\n\n",
+           "4\r\nwxyz\r\n0\r\n\n",
            "L POST /lf 11\n"
            "H Host=h@18+8\n"
            "H Content-Length=4@26+18\n"
@@ -448,8 +448,8 @@ static const struct sample samples[] = {
            "H Transfer-Encoding=chunked@28+27\n"
            "C chunked blank 55 head 56\n"
            "B wxyz\n"
-           "M 66\n"
-           "S line off 0 used 115\n"),
+           "M 69\n"
+           "S line off 0 used 118\n"),
     SAMPLE("empty-line preamble",
            "\r\n\r\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"
            "\r\nGET /again HTTP/1.1\r\n\r\n",
@@ -547,16 +547,16 @@ static const struct sample samples[] = {
            "C none blank 37 head 39\n"
            "M 39\n"
            "S line off 0 used 61\n"),
-    SAMPLE("chunked: upper case, leading zeros, no trailers, LF only data end",
+    SAMPLE("chunked: upper case, leading zeros, no trailers",
            "POST /c HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n"
-           "0000000000000000000002\r\nab\n"
+           "0000000000000000000002\r\nab\r\n"
            "3 \t;ext\r\ncde\r\n0\r\n\r\n",
            "L POST /c 11\n"
            "H Transfer-Encoding=CHUNKED@18+28\n"
            "C chunked blank 46 head 48\n"
            "B abcde\n"
-           "M 94\n"
-           "S line off 0 used 94\n"),
+           "M 95\n"
+           "S line off 0 used 95\n"),
     SAMPLE("Transfer-Encoding across two headers",
            "POST /t HTTP/1.1\r\nTransfer-Encoding: gzip\r\n"
            "Transfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
@@ -749,6 +749,15 @@ static const struct bad bads[] = {
     BAD("bare CR in chunk extension",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;a\rb\r\nx\r\n",
         "bare CR in line", 47),
+    BAD("bare LF ending a chunk size",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n",
+        "bare LF in chunk framing", 47),
+    BAD("bare LF ending chunk data",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\n0\r\n\r\n",
+        "bare LF in chunk framing", 51),
+    BAD("Transfer-Encoding in HTTP/1.0",
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "Transfer-Encoding in HTTP/1.0", 17),
     BAD("chunk data longer than its size",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
         "1\r\nxy\r\n0\r\n\r\n",
