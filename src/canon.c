@@ -704,6 +704,10 @@ int canon_body(enum canon_kind kind, const char *body, size_t len,
 {
     size_t mark = out->len;
     int rc;
+    /* The parsers do pointer arithmetic on body, undefined on NULL even
+     * when len is 0; a request without a body does come as NULL. */
+    if (!body)
+        body = "";
     switch (kind) {
     case CANON_JSON:
         rc = canon_json(body, len, ignore, n_ignore, out);

@@ -363,6 +363,23 @@ START_TEST(raw_is_copied)
 }
 END_TEST
 
+/* A request without a body hands canon_body NULL and 0 (outbound.c, for a
+ * POST with a Content-Type and no body). Found by tests/fuzz/fuzz_canon:
+ * the parsers did arithmetic on the NULL pointer, which only a build with
+ * -fsanitize=undefined notices, and then it fails this test. */
+START_TEST(null_empty_body)
+{
+    struct buf out = { 0 };
+    ck_assert_int_eq(canon_body(CANON_FORM, NULL, 0, NULL, 0, &out), 0);
+    ck_assert_uint_eq(out.len, 0);
+    ck_assert_int_eq(canon_body(CANON_JSON, NULL, 0, NULL, 0, &out), -1);
+    ck_assert_uint_eq(out.len, 0);
+    ck_assert_int_eq(canon_body(CANON_RAW, NULL, 0, NULL, 0, &out), 0);
+    ck_assert_uint_eq(out.len, 0);
+    buf_free(&out);
+}
+END_TEST
+
 START_TEST(form_reordered_is_same)
 {
     form_is("to=bob&subject=Hi&amount=100", "amount=100&subject=Hi&to=bob");
@@ -474,6 +491,7 @@ Suite *canon_suite(void)
     tcase_add_test(tc, json_many_members);
     tcase_add_test(tc, failure_leaves_out_as_it_was);
     tcase_add_test(tc, raw_is_copied);
+    tcase_add_test(tc, null_empty_body);
     tcase_add_test(tc, form_reordered_is_same);
     tcase_add_test(tc, form_encoding_canonical);
     tcase_add_test(tc, form_pairs_edge_cases);
