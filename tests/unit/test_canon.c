@@ -115,6 +115,11 @@ START_TEST(json_numbers_by_value)
     json_is("1e0000000000000000000000005", "1e5");  /* leading zeros of the exponent */
     json_is("1e999999999999999999", "1e999999999999999999");
     json_fails("1e1000000000000000000");  /* 19 significant exponent digits */
+    /* The same values written otherwise: their canonical form would have
+     * those 19 digits and not canonicalise again (found by fuzz_canon). */
+    json_fails("10e999999999999999999");
+    json_fails("0.1e-999999999999999999");
+    json_is("0.1e999999999999999999", "1e999999999999999998");
     const char *zeros[] = { "0", "-0", "0.0", "-0.0", "0e10", "-0.000e-5", "0E+99" };
     for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++)
         json_is(zeros[i], "0");
