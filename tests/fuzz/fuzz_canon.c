@@ -198,7 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_kind_of(s, first);
     ignore_parse(&ig, s, first);
-    check_canonical(kinds[fuzz_below(&rng, 8)], body, len, &ig);
+    /* An empty body comes as NULL, as outbound.c hands it over. */
+    check_canonical(kinds[fuzz_below(&rng, 8)], len ? body : NULL, len, &ig);
     ignore_free(&ig);
     return 0;
 }
