@@ -17,6 +17,9 @@
  *     line, carrying the recorded key, and with one "Expect: 100-continue"
  *     line dropped per 100 Continue answered to the application; nothing
  *     else added, lost or moved. The check walks input and output itself;
+ *   - when the seed has the recorder answer a tagged request in the
+ *     server's place (guard mode's replay), the socket gets exactly the
+ *     above up to that request's first byte, and nothing after;
  *   - the same input written another way gives the same bytes.
  */
 #include <errno.h>
@@ -40,6 +43,11 @@ struct fake {
     int answers;             /* 100 Continue given to the application */
     int answer_fails;        /* it cannot be (the same for every run) */
     struct buf keys;         /* the keys recorded for tagged requests */
+    int answer_at;           /* the tagged request answered here; -1 none */
+    int tagged;
+    int answered;            /* it was: nothing from it on is sent */
+    char method[16];         /* its method, as far as it fits */
+    size_t method_len;
 };
 
 static void grow(struct buf *b, const void *p, size_t n)
@@ -99,6 +107,15 @@ static enum outbound_verdict fake_record(void *ctx, const struct outbound_record
         return OUTBOUND_SEND;
     }
     fuzz_check(strlen(rec->key) == KEY_CHARS, "a tagged request without a key");
+    if (f->tagged++ == f->answer_at) {
+        /* Guard mode's replay: the application has its answer, the
+         * request is never sent, nor anything after it. */
+        f->answered = 1;
+        f->method_len = rec->method_len < sizeof f->method ? rec->method_len
+                                                            : sizeof f->method;
+        memcpy(f->method, rec->method, f->method_len);
+        return OUTBOUND_ANSWERED;
+    }
     grow(&f->keys, rec->key, KEY_CHARS);
     return OUTBOUND_SEND;
 }
@@ -110,6 +127,7 @@ struct setup {
     struct outbound_env env;
     int tls;
     int answer_fails;
+    int answer_at;
 };
 
 struct vars {
@@ -150,6 +168,7 @@ static void setup_init(struct setup *s, struct fuzz_rng *rng, struct key_ctx *ke
     s->env.keys = fuzz_below(rng, 8) ? keys : NULL;
     s->tls = fuzz_below(rng, 4) == 0;
     s->answer_fails = fuzz_below(rng, 4) == 0;
+    s->answer_at = fuzz_below(rng, 4) == 0 ? (int)fuzz_below(rng, 3) : -1;
 }
 
 /* ---- checking what the socket got ---- */
@@ -228,6 +247,8 @@ static void check_output(const struct setup *s, const struct fake *f,
     int expects = 0;
 
     while (i < n || o < m) {
+        if (o == m && f->answered)
+            break;
         if (i < n && o < m && in[i] == out[o]) {
             i++;
             o++;
@@ -253,7 +274,15 @@ static void check_output(const struct setup *s, const struct fake *f,
         i = start + len;
         expects++;
     }
-    fuzz_check(expects == f->answers, "an Expect line answered but still sent");
+    if (f->answered) {
+        /* What is left is the answered request, from its first byte (a
+         * request may begin right after the body before it). */
+        fuzz_check(i < n && n - i > f->method_len && memcmp(in + i, f->method, f->method_len) == 0,
+                   "bytes before an answered request not sent, or some of it sent");
+        fuzz_check(expects <= f->answers, "an Expect line dropped but not answered");
+    } else {
+        fuzz_check(expects == f->answers, "an Expect line answered but still sent");
+    }
     if (s->cfg.mode == CONFIG_MODE_OBSERVE)
         fuzz_check(keys == 0, "observe mode added a key");
     else
@@ -267,7 +296,8 @@ static void check_output(const struct setup *s, const struct fake *f,
 static struct buf write_all(const struct setup *s, struct fuzz_rng *rng,
                             const char *in, size_t n)
 {
-    struct fake f = { .rng = rng, .answer_fails = s->answer_fails };
+    struct fake f = { .rng = rng, .answer_fails = s->answer_fails,
+                      .answer_at = s->answer_at };
     const struct outbound_io io = {
         .send = fake_send, .answer = fake_answer, .wait_writable = fake_wait,
         .record = fake_record, .ctx = &f,
