@@ -52,7 +52,7 @@ BENCH_BIN   := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 CLIENT_SRC  := $(wildcard tests/integration/clients/*.c)
 CLIENT_BIN  := $(CLIENT_SRC:tests/integration/clients/%.c=$(BUILD)/clients/%)
 
-.PHONY: all test unit integration demo bench install clean musl
+.PHONY: all test unit integration demo bench install clean musl fuzz
 all: $(BUILD)/libretrysafe.so $(BUILD)/retrysafe
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
@@ -122,6 +122,35 @@ musl:
 	    TOOL_LDFLAGS=-static CLIENT_LIBS=-lpthread LAZY_CFLAGS= \
 	    SHIM_LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \
 	    build/musl/libretrysafe.so build/musl/retrysafe $(MUSL_CLIENTS)
+
+# make fuzz: the libFuzzer harnesses of tests/fuzz (see its README.md),
+# each run for FUZZ_SECONDS on a scratch copy of its seed corpus. They and
+# the core under them are built with clang's fuzzer and sanitizers in
+# build/fuzz, apart from the normal build. Fails if any harness finds a bug.
+FUZZ_SECONDS ?= 30
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_CFLAGS  := $(ALL_CFLAGS) \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJ     := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+
+$(FUZZ_BUILD)/obj:
+	mkdir -p $@
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libretrysafe-core.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(wildcard src/*.h) \
+                      $(FUZZ_BUILD)/libretrysafe-core.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -o $@ $< $(FUZZ_BUILD)/libretrysafe-core.a $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 demo: all
 	python3 tests/demo/demo.py

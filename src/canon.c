@@ -359,6 +359,11 @@ static int json_number(struct json *j)
     long long x;
     if (__builtin_add_overflow(e, (long long)il - 1 - (long long)trail, &x))
         return -1;
+    /* The written exponent must be one this parser takes back (18 digits
+     * at most): "10e999999999999999999" would give "1e1000000000000000000",
+     * a canonical form that does not canonicalise. */
+    if (x > 999999999999999999LL || x < -999999999999999999LL)
+        return -1;
     return number_emit(j->out, neg, ip, il, fp, lead, trail, x);
 }
 
@@ -704,6 +709,10 @@ int canon_body(enum canon_kind kind, const char *body, size_t len,
 {
     size_t mark = out->len;
     int rc;
+    /* The parsers do pointer arithmetic on body, undefined on NULL even
+     * when len is 0; a request without a body does come as NULL. */
+    if (!body)
+        body = "";
     switch (kind) {
     case CANON_JSON:
         rc = canon_json(body, len, ignore, n_ignore, out);

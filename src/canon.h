@@ -65,7 +65,8 @@ enum canon_kind canon_kind_of(const char *content_type, size_t len);
 
 /* Appends the canonical form of body to out (RAW: the bytes as they are).
  * ignore holds n_ignore NUL-terminated field names (see above); it may be
- * NULL when n_ignore is 0. Returns 0, or -1 when the body does not parse as
+ * NULL when n_ignore is 0, and body may be NULL when len is 0 (a request
+ * without a body). Returns 0, or -1 when the body does not parse as
  * kind (the caller fingerprints the raw bytes) or memory runs out; out's
  * length is then what it was. */
 int canon_body(enum canon_kind kind, const char *body, size_t len,

@@ -115,6 +115,11 @@ START_TEST(json_numbers_by_value)
     json_is("1e0000000000000000000000005", "1e5");  /* leading zeros of the exponent */
     json_is("1e999999999999999999", "1e999999999999999999");
     json_fails("1e1000000000000000000");  /* 19 significant exponent digits */
+    /* The same values written otherwise: their canonical form would have
+     * those 19 digits and not canonicalise again (found by fuzz_canon). */
+    json_fails("10e999999999999999999");
+    json_fails("0.1e-999999999999999999");
+    json_is("0.1e999999999999999999", "1e999999999999999998");
     const char *zeros[] = { "0", "-0", "0.0", "-0.0", "0e10", "-0.000e-5", "0E+99" };
     for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++)
         json_is(zeros[i], "0");
@@ -363,6 +368,23 @@ START_TEST(raw_is_copied)
 }
 END_TEST
 
+/* A request without a body hands canon_body NULL and 0 (outbound.c, for a
+ * POST with a Content-Type and no body). Found by tests/fuzz/fuzz_canon:
+ * the parsers did arithmetic on the NULL pointer, which only a build with
+ * -fsanitize=undefined notices, and then it fails this test. */
+START_TEST(null_empty_body)
+{
+    struct buf out = { 0 };
+    ck_assert_int_eq(canon_body(CANON_FORM, NULL, 0, NULL, 0, &out), 0);
+    ck_assert_uint_eq(out.len, 0);
+    ck_assert_int_eq(canon_body(CANON_JSON, NULL, 0, NULL, 0, &out), -1);
+    ck_assert_uint_eq(out.len, 0);
+    ck_assert_int_eq(canon_body(CANON_RAW, NULL, 0, NULL, 0, &out), 0);
+    ck_assert_uint_eq(out.len, 0);
+    buf_free(&out);
+}
+END_TEST
+
 START_TEST(form_reordered_is_same)
 {
     form_is("to=bob&subject=Hi&amount=100", "amount=100&subject=Hi&to=bob");
@@ -474,6 +496,7 @@ Suite *canon_suite(void)
     tcase_add_test(tc, json_many_members);
     tcase_add_test(tc, failure_leaves_out_as_it_was);
     tcase_add_test(tc, raw_is_copied);
+    tcase_add_test(tc, null_empty_body);
     tcase_add_test(tc, form_reordered_is_same);
     tcase_add_test(tc, form_encoding_canonical);
     tcase_add_test(tc, form_pairs_edge_cases);
