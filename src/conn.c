@@ -30,9 +30,27 @@ static pthread_mutex_t stripes[CONN_STRIPES];
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *live;
 
+/* Set while this thread holds a stripe lock. A signal handler that
+ * interrupts it there and writes to a tracked fd of the same stripe
+ * would wait for ever for a lock its own thread holds: it finds the fd
+ * untracked instead, and its bytes pass through unchanged. */
+static __thread volatile int in_stripe __attribute__((tls_model("initial-exec")));
+
 static pthread_mutex_t *stripe(int fd)
 {
     return &stripes[(unsigned)fd % CONN_STRIPES];
+}
+
+static void stripe_lock(int fd)
+{
+    in_stripe = 1;
+    pthread_mutex_lock(stripe(fd));
+}
+
+static void stripe_unlock(int fd)
+{
+    pthread_mutex_unlock(stripe(fd));
+    in_stripe = 0;
 }
 
 int conn_table_init(void)
@@ -115,12 +133,18 @@ int conn_some_fd(struct conn *c)
     return fd;
 }
 
-/* Puts c (or NULL) in fd's slot; returns what was there. The caller's
- * reference on c passes to the table. */
-static struct conn *slot_swap(int fd, struct conn *c)
+/* Puts c (or NULL) in fd's slot when it holds expect (any when
+ * any_old); returns what was there, or NULL when it was left. The
+ * caller's reference on c passes to the table. */
+static struct conn *slot_swap_if(int fd, struct conn *c, int any_old,
+                                 const struct conn *expect)
 {
-    pthread_mutex_lock(stripe(fd));
+    stripe_lock(fd);
     struct conn *old = conn_table[fd];
+    if (!any_old && old != expect) {
+        stripe_unlock(fd);
+        return NULL;
+    }
     __atomic_store_n(&conn_table[fd], c, __ATOMIC_RELEASE);
     if (c) {
         __atomic_add_fetch(&c->fds, 1, __ATOMIC_ACQ_REL);
@@ -130,8 +154,13 @@ static struct conn *slot_swap(int fd, struct conn *c)
         __atomic_sub_fetch(&old->fds, 1, __ATOMIC_ACQ_REL);
         fd_list_set(old, fd, -1);
     }
-    pthread_mutex_unlock(stripe(fd));
+    stripe_unlock(fd);
     return old;
+}
+
+static struct conn *slot_swap(int fd, struct conn *c)
+{
+    return slot_swap_if(fd, c, 1, NULL);
 }
 
 struct conn *conn_new(const char *peer, const struct outbound_env *env, int tls)
@@ -177,13 +206,13 @@ struct conn *conn_track(int fd, const struct sockaddr *peer, socklen_t peer_len,
 
 struct conn *conn_acquire(int fd)
 {
-    if (!conn_maybe_tracked(fd))
+    if (!conn_maybe_tracked(fd) || in_stripe)
         return NULL;
-    pthread_mutex_lock(stripe(fd));
+    stripe_lock(fd);
     struct conn *c = conn_table[fd];
     if (c)
         __atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
-    pthread_mutex_unlock(stripe(fd));
+    stripe_unlock(fd);
     return c;
 }
 
@@ -254,6 +283,13 @@ int conn_forget(int fd)
     int last = old && __atomic_load_n(&old->fds, __ATOMIC_ACQUIRE) == 0;
     conn_release(old);
     return last;
+}
+
+int conn_forget_stale(int fd, struct conn *c)
+{
+    struct conn *old = conn_maybe_tracked(fd) ? slot_swap_if(fd, NULL, 0, c) : NULL;
+    conn_release(old);
+    return old != NULL;
 }
 
 void conn_note_holding(struct conn *c)

@@ -98,6 +98,14 @@ static inline int conn_maybe_tracked(int fd)
            __atomic_load_n(&table[fd], __ATOMIC_RELAXED) != NULL;
 }
 
+/* Whether fd's slot names c: close() empties it before the real close. */
+static inline int conn_slot_is(int fd, const struct conn *c)
+{
+    struct conn **table = __atomic_load_n(&conn_table, __ATOMIC_ACQUIRE);
+    return table && (unsigned)fd < (unsigned)conn_table_size &&
+           __atomic_load_n(&table[fd], __ATOMIC_ACQUIRE) == c;
+}
+
 /* Creates the table. Returns 0 or -1. */
 int conn_table_init(void);
 
@@ -124,6 +132,11 @@ int conn_same_socket(const struct conn *c, int fd);
 /* fd was closed: forget it (its connection lives while other fds share it).
  * Returns 1 when fd was the last fd naming its connection. */
 int conn_forget(int fd);
+/* fd no longer names c's socket: forgotten if its slot still names c
+ * (returns 1), as when the fd was closed behind our back. A slot that
+ * names something else now (returns 0) was closed through our hooks and
+ * maybe taken by another connection since: it is kept. */
+int conn_forget_stale(int fd, struct conn *c);
 
 /* Call under out_lock after the outbound stream changed. */
 void conn_note_holding(struct conn *c);

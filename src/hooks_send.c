@@ -37,11 +37,20 @@ struct send_call {
     int flags;
     enum send_kind kind;
     long long deadline_ms;   /* CLOCK_MONOTONIC; -1: wait as long as it takes */
+    int own_slot;            /* the application's call: fd must still name c */
 };
 
 static ssize_t real_send_iov(void *ctx, const struct iovec *iov, int iovcnt)
 {
     struct send_call *s = ctx;
+    /* One call of the application's can take several sends. Between two,
+     * another thread may close the fd and a new connection take the
+     * number: the kernel would have failed the rest of this call, not
+     * sent it there. */
+    if (s->own_slot && !conn_slot_is(s->fd, s->c)) {
+        errno = EBADF;
+        return -1;
+    }
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
     if (s->c->fastopen) {
         /* sendto(MSG_FASTOPEN) connected nothing yet: our first send does. */
@@ -141,14 +150,23 @@ static ssize_t send_tracked(struct conn *c, int fd, const struct iovec *iov, int
     ssize_t r;
     if (!conn_same_socket(c, fd)) {
         /* The fd was closed behind our back (fclose, closefrom) and its
-         * number reused: whatever we held is not this file's. */
+         * number reused: whatever we held is not this file's, and the
+         * caller's bytes are the new file's. But if it was closed through
+         * our hooks, another thread did so while this call waited for the
+         * lock: the call raced that close(), which the kernel would have
+         * answered with EBADF. Sending would put the bytes on whatever
+         * took the number since, another connection perhaps. */
         outbound_disown(&c->out);
         conn_note_holding(c);
         pthread_mutex_unlock(&c->out_lock);
-        conn_forget(fd);
-        r = send_untracked(fd, iov, iovcnt, flags, kind);
+        if (conn_forget_stale(fd, c)) {
+            r = send_untracked(fd, iov, iovcnt, flags, kind);
+        } else {
+            errno = EBADF;
+            r = -1;
+        }
     } else {
-        struct send_call call = { c, fd, flags, kind, -1 };
+        struct send_call call = { c, fd, flags, kind, -1, 1 };
         struct outbound_io io = io_for(&call);
         r = outbound_write(&c->out, iov, iovcnt, &io);
         if (r >= 0 && finish_fastopen(c, fd) != 0)
@@ -176,7 +194,7 @@ void hooks_release_held(struct conn *c, int fd, int wait_ms)
     if (pthread_mutex_trylock(&c->out_lock) == 0) {
         if (outbound_holding(&c->out) && conn_same_socket(c, fd)) {
             long long deadline = wait_ms < 0 ? -1 : clock_ms(CLOCK_MONOTONIC) + wait_ms;
-            struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET, deadline };
+            struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET, deadline, 0 };
             struct outbound_io io = io_for(&call);
             outbound_release(&c->out, &io);
             conn_note_holding(c);
@@ -199,7 +217,7 @@ int hooks_bypass(int fd)
     pthread_mutex_lock(&c->out_lock);
     if (outbound_holding(&c->out) && conn_same_socket(c, fd)) {
         struct send_call call = { c, fd, MSG_NOSIGNAL, SEND_SOCKET,
-                                  clock_ms(CLOCK_MONOTONIC) + HOOKS_RELEASE_ON_CLOSE_MS };
+                                  clock_ms(CLOCK_MONOTONIC) + HOOKS_RELEASE_ON_CLOSE_MS, 0 };
         struct outbound_io io = io_for(&call);
         outbound_release(&c->out, &io);
         conn_note_holding(c);

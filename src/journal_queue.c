@@ -534,5 +534,8 @@ void journal_queue_fork(enum fork_phase phase)
         writing = 0;
         writing_batch = NULL;
         writer_running = 0;
+        /* The parent's rows counted as queued are not the child's to
+         * write: left counted, the child's exit would wait for them. */
+        queued_total = written_total = 0;
     }
 }
