@@ -55,6 +55,7 @@ static void pop_oldest(struct conn *c)
 }
 
 static void flight_abandon_locked(struct conn *c);
+static void end_flights_locked(struct conn *c, enum journal_outcome outcome);
 
 static void capture_reset(struct conn *c)
 {
@@ -111,8 +112,14 @@ static void after_feed(struct conn *c)
     c->res_done = 0;
     if (done < 0)
         capture_reset(c);      /* a 100 Continue is no part of the answer */
-    else if (done > 0 && c->n_flights)
+    else if (done > 0 && c->n_flights) {
         complete_oldest(c, done);
+        /* The server ends the connection after that answer and reads no
+         * request sent after it: those never took effect, and a retry of
+         * one is its first real attempt. */
+        if (c->res.closes_after && c->n_flights)
+            end_flights_locked(c, JOURNAL_FAILED);
+    }
 }
 
 static const struct http_res_callbacks answer_callbacks = {
@@ -277,8 +284,15 @@ void flight_read(struct conn *c, const struct iovec *iov, int iovcnt, size_t n)
 
 static void flight_abandon_locked(struct conn *c)
 {
+    end_flights_locked(c, JOURNAL_UNKNOWN);
+}
+
+/* Every request still waiting gets outcome, and the connection's answers
+ * are no longer followed. */
+static void end_flights_locked(struct conn *c, enum journal_outcome outcome)
+{
     for (size_t i = 0; i < c->n_flights; i++)
-        finish(&c->flights[i], JOURNAL_UNKNOWN, 0);
+        finish(&c->flights[i], outcome, 0);
     c->n_flights = 0;
     http_res_free(&c->res);
     memset(&c->res, 0, sizeof(c->res));

@@ -180,6 +180,13 @@ struct http_res_parser {
     int chunked;             /* the last transfer coding is chunked */
     int seen_transfer_encoding;
     int tunnel;              /* after this answer the stream is not HTTP */
+    int http10;              /* the current answer is HTTP/1.0 */
+    int conn_close;          /* its Connection header lists "close" */
+    int conn_keep_alive;     /* ... or "keep-alive" */
+    /* Set as the final answer's on_message_complete is called, and kept
+     * until the next final answer: the server ends the connection after
+     * it (RFC 9112 §9.6, §9.3), so it reads no request sent after it. */
+    int closes_after;
     size_t head_bytes;       /* bytes of the current head, bounded */
     char *line;
     size_t line_len;

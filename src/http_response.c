@@ -93,6 +93,9 @@ static void reset_answer(struct http_res_parser *p)
     p->chunked = 0;
     p->seen_transfer_encoding = 0;
     p->tunnel = 0;
+    p->http10 = 0;
+    p->conn_close = 0;
+    p->conn_keep_alive = 0;
     p->head_bytes = 0;
     p->line_len = 0;
 }
@@ -111,6 +114,8 @@ static int finish_final(struct http_res_parser *p)
 {
     int status = p->status, tunnel = p->tunnel;
 
+    /* HTTP/1.0 closes unless kept alive; 1.1 keeps alive unless closed. */
+    p->closes_after = p->conn_close || (p->http10 && !p->conn_keep_alive);
     reset_answer(p);
     p->head_request = 0;
     p->connect_request = 0;
@@ -163,6 +168,7 @@ static int status_line(struct http_res_parser *p, const char *s, size_t n)
     if (why)
         return fail(p, why);
     p->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+    p->http10 = s[7] == '0';
     p->state = HTTP_RES_HEADERS;
     return STEP_GO;
 }
@@ -191,6 +197,28 @@ static const char *transfer_encoding(struct http_res_parser *p,
     }
 }
 
+/* Connection: a list of options. Only "close" and "keep-alive" matter
+ * here; a malformed list is no reason to lose the answer's framing, so it
+ * is read as far as it goes. */
+static void connection_options(struct http_res_parser *p, const char *v, size_t n)
+{
+    size_t i = skip_ows(v, 0, n);
+
+    while (i < n) {
+        size_t b = i;
+        while (i < n && is_tchar((unsigned char)v[i]))
+            i++;
+        if (http_name_equals(v + b, i - b, "close"))
+            p->conn_close = 1;
+        else if (http_name_equals(v + b, i - b, "keep-alive"))
+            p->conn_keep_alive = 1;
+        i = skip_ows(v, i, n);
+        if (i == n || v[i] != ',')
+            return;
+        i = skip_ows(v, i + 1, n);
+    }
+}
+
 /* Headers that decide where the answer ends. */
 static const char *framing_header(struct http_res_parser *p,
                                   const struct field *f)
@@ -211,6 +239,8 @@ static int header_line(struct http_res_parser *p, const char *s, size_t n)
 
     if (!why)
         why = framing_header(p, &f);
+    if (!why && http_name_equals(f.name, f.name_len, "connection"))
+        connection_options(p, f.value, f.value_len);
     return why ? fail(p, why) : STEP_GO;
 }
 

@@ -31,7 +31,9 @@ enum journal_outcome {
     JOURNAL_PENDING,    /* sent (or about to be), no answer yet */
     JOURNAL_COMPLETED,  /* an answer arrived; status holds its code */
     JOURNAL_UNKNOWN,    /* the connection closed or the process ended first */
-    JOURNAL_FAILED,     /* connect refused or reset before anything was sent */
+    JOURNAL_FAILED,     /* never reached the server: connect refused or reset
+                         * before anything was sent, or sent after an answer
+                         * that closed the connection */
     JOURNAL_SKIPPED,    /* to an enabled host, but not tagged (body too big) */
     JOURNAL_REPLAYED,   /* guard: not sent; the recorded answer was replayed */
     JOURNAL_REFUSED     /* guard: not sent; the program got a 409 */

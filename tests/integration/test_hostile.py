@@ -424,3 +424,54 @@ def test_requests_after_connection_close(ctx):
     for split in (None, 1):
         got = _stream(ctx, s, first + b"".join(then), split)
         assert_bytes(want, got, "pieces of %s:" % (split or "all"))
+
+
+CLOSE_RESPONSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+
+PIPELINE_THEN_RETRY = r"""
+import socket, sys
+port, first, second = int(sys.argv[1]), open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+want = int(sys.argv[4])
+def exchange(data, want=None):
+    # Reads until the server hangs up, or has sent want bytes.
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(data)
+    got = b""
+    try:
+        while want is None or len(got) < want:
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+    except ConnectionResetError:
+        pass   # the server hung up with our second request unread
+    c.close()
+    return got
+sys.stdout.buffer.write(exchange(first + second) + b"\n--\n" + exchange(second, want))
+"""
+
+
+@timeout(20)
+def test_guard_retry_of_request_after_closing_answer_is_sent(ctx):
+    # A request pipelined behind one whose answer says Connection: close is
+    # never read by the server (RFC 9112 9.6): it is journaled failed, not
+    # unknown, so guard mode sends its retry instead of refusing it.
+    s = RecordingServer(response=CLOSE_RESPONSE)
+    ctx._cleanup.append(s.stop)
+    first = post_request(s.authority, "/c1", b"a=1", ["Connection: close"])
+    second = post_request(s.authority, "/c2", b"b=2")
+    env = ctx.shim_env(s.authority, mode="guard", wait="1s")
+    p = ctx.python(PIPELINE_THEN_RETRY, s.port, ctx.write(first),
+                   ctx.write(second), len(CLOSE_RESPONSE), env=env, timeout=15)
+    on_first, _, on_retry = p.stdout.partition(b"\n--\n")
+    assert_bytes(CLOSE_RESPONSE, on_first, "the pipelined connection's answers:")
+    assert_bytes(CLOSE_RESPONSE, on_retry, "the retry's answer (not a 409):")
+    conns = s.wait_closed(2, timeout=10)
+    assert_bytes(_tagged(s, first, "/c1", b"a=1") + _tagged(s, second, "/c2", b"b=2"),
+                 bytes(conns[0].raw), "the first connection as the server read it:")
+    assert_bytes(_tagged(s, second, "/c2", b"b=2"), bytes(conns[1].raw),
+                 "the retry as the server got it:")
+    key = expected_key("POST", s.authority, "/c2", b"b=2").decode()
+    outcomes = [r["outcome"] for r in ctx.dump() if r.get("key") == key]
+    assert outcomes == ["failed", "completed"], (
+        "journal outcomes of the request after the closing answer: %r" % outcomes)

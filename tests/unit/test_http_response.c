@@ -1021,6 +1021,57 @@ START_TEST(test_no_callbacks)
 }
 END_TEST
 
+/* Whether the server ends the connection after a final answer (RFC 9112
+ * §9.3, §9.6), read whole and one byte at a time. */
+static int closes_after(const char *answer, int bytewise)
+{
+    struct http_res_parser p;
+    size_t len = strlen(answer), fed = 0;
+
+    http_res_init(&p, NULL, NULL);
+    while (fed < len) {
+        size_t n = bytewise ? 1 : len - fed;
+        ck_assert_uint_eq(http_res_feed(&p, answer + fed, n), n);
+        fed += n;
+    }
+    ck_assert_int_eq(p.state, HTTP_RES_LINE);
+    int closes = p.closes_after;
+    http_res_free(&p);
+    return closes;
+}
+
+START_TEST(test_closes_after)
+{
+    static const struct {
+        const char *answer;
+        int closes;
+    } cases[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0 },
+        { "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 1 },
+        { "HTTP/1.1 200 OK\r\nconnection:  Keep-Alive , CLOSE \r\n"
+          "Content-Length: 0\r\n\r\n", 1 },
+        { "HTTP/1.1 200 OK\r\nConnection: upgrade\r\nConnection: close\r\n"
+          "Content-Length: 0\r\n\r\n", 1 },
+        { "HTTP/1.1 200 OK\r\nConnection: closed\r\nContent-Length: 0\r\n\r\n", 0 },
+        { "HTTP/1.1 200 OK\r\nX-Connection: close\r\nContent-Length: 0\r\n\r\n", 0 },
+        { "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 1 },
+        { "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", 0 },
+        /* An interim answer's options are its own; the final one decides. */
+        { "HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n"
+          "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 0 },
+        /* Each final answer decides anew. */
+        { "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+          "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0 },
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int bytewise = 0; bytewise <= 1; bytewise++)
+            ck_assert_msg(closes_after(cases[i].answer, bytewise) == cases[i].closes,
+                          "case %zu (%s): closes_after should be %d", i,
+                          bytewise ? "byte by byte" : "whole", cases[i].closes);
+}
+END_TEST
+
 /* Lines that lie whole in a feed are parsed where they lie; a line cut by
  * a feed's end is buffered, and the buffer outlives the answer. */
 START_TEST(test_line_buffer)
@@ -1219,6 +1270,7 @@ Suite *http_response_suite(void)
     tcase_add_test(misc_tc, test_request_settings);
     tcase_add_test(misc_tc, test_eof);
     tcase_add_test(misc_tc, test_eof_until_close);
+    tcase_add_test(misc_tc, test_closes_after);
     tcase_add_test(misc_tc, test_tunnel_and_error_consume_nothing);
     suite_add_tcase(s, samples_tc);
     suite_add_tcase(s, errors_tc);
