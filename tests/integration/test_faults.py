@@ -13,14 +13,16 @@ import errno
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import time
 
-from harness import (PYTHON, Skip, assert_bytes, assert_tagged, client,
+from harness import (LIB, PYTHON, Skip, assert_bytes, assert_tagged, client,
                      expected_key, header_values, musl, post_request,
-                     remove_header, timeout)
+                     preload, remove_header, timeout)
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -657,3 +659,58 @@ def test_faults_killed_writers_keep_committed_rows(ctx):
     assert last.finish() == b""
     key = last.requests()["/j/last/0"]
     assert key in {k for _, k in _wait_rows(jpath, len(rows) + 1)}
+
+
+NOBODY = 65534
+
+
+def _as_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+@timeout(30)
+def test_faults_journal_file_read_only_for_its_user(ctx):
+    # A journal of mode 0400 (root ignores modes, so this runs as nobody,
+    # with copies of the library and client that nobody can reach): the
+    # request goes out tagged, the program exits 0 with one warning, and
+    # the journal is as it was.
+    if os.geteuid() != 0:
+        raise Skip("needs root: to run the program as another user")
+    s = ctx.recording_server()
+    top = tempfile.mkdtemp(prefix="retrysafe-ro-", dir="/tmp")
+    ctx._cleanup.append(lambda: shutil.rmtree(top, ignore_errors=True))
+    os.chmod(top, 0o755)
+    lib, sender = (shutil.copy(path, top) for path in (LIB, client("raw_send")))
+    state = os.path.join(top, "state")
+    os.makedirs(state)
+    os.chown(state, NOBODY, NOBODY)
+    env = ctx.shim_env(s.authority, journal=os.path.join(state, "journal.db"))
+    env.update(LD_PRELOAD=preload(lib), HOME=state, XDG_STATE_HOME=state)
+
+    def post(path, body):
+        s.clear()
+        f = os.path.join(top, path.strip("/"))
+        with open(f, "wb") as out:
+            out.write(_raw_request(s.port, path, body))
+        os.chmod(f, 0o644)
+        p = subprocess.run([sender, s.host, str(s.port), f], env=env,
+                           preexec_fn=_as_nobody, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=20)
+        assert p.returncode == 0, (p.returncode, p.stderr)
+        req = s.wait_requests(1)[0]
+        assert_tagged(req.raw, _raw_request(s.port, path, body), "POST",
+                      s.authority, path, body, what=path + ":")
+        return p.stderr
+
+    jpath = os.path.join(state, "journal.db")
+    assert post("/before", "a=1") == b""
+    before = _wait_rows(jpath, 1)
+    assert len(before) == 1, before
+    for f in os.listdir(state):
+        if f.startswith("journal.db"):
+            os.chmod(os.path.join(state, f), 0o400)
+    _one_journal_warning(post("/after", "a=2"), "journal of mode 0400")
+    assert _keys(jpath) == before
+    assert _integrity(jpath) == ["ok"]
