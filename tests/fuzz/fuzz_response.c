@@ -79,6 +79,8 @@ static int on_done(void *ctx, int status, int interim)
                "interim flag does not match the status");
     fuzz_check(interim != r->head_seen, "final answer without a head event");
     if (!interim) {
+        /* Whether the server closes after it is the answer's own. */
+        put_num(r, (uint64_t)r->p->closes_after);
         r->answer++;
         tell_request(r);
     }
