@@ -352,8 +352,12 @@ static int take_line(struct http_req_parser *p, const char *s, size_t n,
 
     if (crlf)
         n--;
+    /* The trailer section and the chunked body's last CRLF are framing
+     * too (RFC 9112 §7.1): a server that reads them differently would
+     * take the next request's first bytes for this one's end. */
     if (!crlf && (p->state == HTTP_REQ_CHUNK_SIZE ||
-                  p->state == HTTP_REQ_CHUNK_DATA_END))
+                  p->state == HTTP_REQ_CHUNK_DATA_END ||
+                  p->state == HTTP_REQ_TRAILERS))
         return fail(p, "bare LF in chunk framing");
     switch (p->state) {
     case HTTP_REQ_LINE:

@@ -363,6 +363,8 @@ def test_bad_chunk_sizes(ctx):
                  b"\r\nhello\r\n0\r\n\r\n",               # empty
                  b"5\nhello\r\n0\r\n\r\n",                # bare LF
                  b"5\r\nhello\n0\r\n\r\n",                # bare LF after data
+                 b"5\r\nhello\r\n0\r\n\n",                # bare LF ending it
+                 b"5\r\nhello\r\n0\r\nT: v\n\r\n",         # bare LF in a trailer
                  b"5\r\nhelloXY0\r\n\r\n",                # no CRLF after data
                  b"3\r\nhello\r\n0\r\n\r\n",              # data past its size
                  b"5;a\rb\r\nhello\r\n0\r\n\r\n"):        # CR in extension

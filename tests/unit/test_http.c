@@ -436,7 +436,7 @@ static const struct sample samples[] = {
     SAMPLE("bare LF line endings",
            "POST /lf HTTP/1.1\nHost: h\nContent-Length: 4\n\nbody"
            "POST /lf2 HTTP/1.1\r\nHost: h\nTransfer-Encoding: chunked\n\n"
-           "4\r\nwxyz\r\n0\r\n\n",
+           "4\r\nwxyz\r\n0\r\n\r\n",
            "L POST /lf 11\n"
            "H Host=h@18+8\n"
            "H Content-Length=4@26+18\n"
@@ -448,8 +448,8 @@ static const struct sample samples[] = {
            "H Transfer-Encoding=chunked@28+27\n"
            "C chunked blank 55 head 56\n"
            "B wxyz\n"
-           "M 69\n"
-           "S line off 0 used 118\n"),
+           "M 70\n"
+           "S line off 0 used 119\n"),
     SAMPLE("empty-line preamble",
            "\r\n\r\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"
            "\r\nGET /again HTTP/1.1\r\n\r\n",
@@ -755,6 +755,12 @@ static const struct bad bads[] = {
     BAD("bare LF ending chunk data",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\n0\r\n\r\n",
         "bare LF in chunk framing", 51),
+    BAD("bare LF ending the chunked body",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n",
+        "bare LF in chunk framing", 50),
+    BAD("bare LF ending a trailer",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: v\n\r\n",
+        "bare LF in chunk framing", 50),
     BAD("Transfer-Encoding in HTTP/1.0",
         "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         "Transfer-Encoding in HTTP/1.0", 17),
