@@ -30,10 +30,12 @@ static pthread_mutex_t stripes[CONN_STRIPES];
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *live;
 
-/* Set while this thread holds a stripe lock. A signal handler that
- * interrupts it there and writes to a tracked fd of the same stripe
- * would wait for ever for a lock its own thread holds: it finds the fd
- * untracked instead, and its bytes pass through unchanged. */
+/* How many stripe locks this thread holds (a count, so that a signal
+ * handler's own lock and unlock leave the interrupted section's mark as
+ * it was). A handler that interrupts it there and writes to a tracked fd
+ * of the same stripe would wait for ever for a lock its own thread holds:
+ * it finds the fd untracked instead, and its bytes pass through
+ * unchanged. */
 static __thread volatile int in_stripe __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t *stripe(int fd)
@@ -43,14 +45,19 @@ static pthread_mutex_t *stripe(int fd)
 
 static void stripe_lock(int fd)
 {
-    in_stripe = 1;
+    in_stripe++;
     pthread_mutex_lock(stripe(fd));
 }
 
 static void stripe_unlock(int fd)
 {
     pthread_mutex_unlock(stripe(fd));
-    in_stripe = 0;
+    in_stripe--;
+}
+
+int conn_thread_holds_stripe(void)
+{
+    return in_stripe != 0;
 }
 
 int conn_table_init(void)
@@ -123,12 +130,27 @@ static void fd_list_set(struct conn *c, int from, int to)
     pthread_mutex_unlock(&c->in_lock);
 }
 
-int conn_some_fd(struct conn *c)
+static int first_fd_locked(const struct conn *c)
 {
     int fd = -1;
-    pthread_mutex_lock(&c->in_lock);
     for (int i = 0; i < 4 && fd < 0; i++)
         fd = c->fd_list[i];
+    return fd;
+}
+
+int conn_some_fd(struct conn *c)
+{
+    pthread_mutex_lock(&c->in_lock);
+    int fd = first_fd_locked(c);
+    pthread_mutex_unlock(&c->in_lock);
+    return fd;
+}
+
+int conn_some_fd_now(struct conn *c)
+{
+    if (pthread_mutex_trylock(&c->in_lock) != 0)
+        return -1;
+    int fd = first_fd_locked(c);
     pthread_mutex_unlock(&c->in_lock);
     return fd;
 }

@@ -125,6 +125,12 @@ void conn_release(struct conn *c);
 /* An fd that names c now (-1: none known), to send on when the fd an
  * epoll registration was made through has since been closed. */
 int conn_some_fd(struct conn *c);
+/* The same, or -1 when c's lock is taken: for the process's last moments,
+ * maybe in a signal handler that interrupted this thread holding it. */
+int conn_some_fd_now(struct conn *c);
+/* Whether this thread holds one of the fd table's locks now (a signal
+ * handler that interrupted it there must take none). */
+int conn_thread_holds_stripe(void);
 
 /* Whether fd still names the socket c was made for. */
 int conn_same_socket(const struct conn *c, int fd);

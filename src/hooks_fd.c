@@ -183,11 +183,13 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 void hooks_release_all_held(void)
 {
     struct conn *conns[64];
-    if (!hooks_table_is_ours() || hooks_in_shim)
+    /* Inside the shim, this thread may hold any of its locks (_exit from
+     * a signal handler that interrupted it): nothing is released then. */
+    if (!hooks_table_is_ours() || hooks_in_shim || conn_thread_holds_stripe())
         return;
     int n = conn_holding_list(conns, 64);
     for (int i = 0; i < n; i++) {
-        int fd = conn_some_fd(conns[i]);
+        int fd = conn_some_fd_now(conns[i]);
         if (fd >= 0)
             hooks_release_held(conns[i], fd, HOOKS_RELEASE_ON_CLOSE_MS);
         conn_release(conns[i]);

@@ -28,9 +28,13 @@ static ssize_t before_read(int fd, const struct iovec *iov, int iovcnt, int flag
     if (!c)
         return 0;
     int e = errno;
+    /* Marked as the shim's work: a signal handler's _exit must not wait
+     * for the locks this takes. */
+    hooks_in_shim++;
     size_t n = conn_take_answer(c, iov, iovcnt, flags & MSG_PEEK);
     if (n == 0 && __atomic_load_n(&c->holding, __ATOMIC_ACQUIRE) && read_blocks(fd, flags))
         hooks_release_held(c, fd, -1);
+    hooks_in_shim--;
     conn_release(c);
     errno = e;
     return (ssize_t)n;

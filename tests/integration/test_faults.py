@@ -23,6 +23,7 @@ import time
 from harness import (LIB, PYTHON, Skip, assert_bytes, assert_tagged, client,
                      expected_key, header_values, musl, post_request,
                      preload, remove_header, timeout)
+from servers import RecordingServer
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -714,3 +715,30 @@ def test_faults_journal_file_read_only_for_its_user(ctx):
     _one_journal_warning(post("/after", "a=2"), "journal of mode 0400")
     assert _keys(jpath) == before
     assert _integrity(jpath) == ["ok"]
+
+
+@timeout(60)
+@musl
+def test_faults_exit_from_signal_handler_inside_the_shim(ctx):
+    # _exit() from a SIGALRM handler while the program peeks at the shim's
+    # own 100 Continue, at delays that land inside the shim's work and
+    # outside it: every run ends at once (the exit-time release takes no
+    # lock it could be waiting for on its own thread), and the server gets
+    # the head as the shim forwards it after its own 100 (without the
+    # Expect line) or, when the handler cut into the shim, nothing.
+    s = RecordingServer(send_continue=False)
+    ctx._cleanup.append(s.stop)
+    env = ctx.shim_env(s.authority, journal="off")
+    head = (b"POST /charge HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 10"
+            b"\r\nExpect: 100-continue\r\n\r\n" % s.port)
+    runs = 30
+    for i in range(runs):
+        p = subprocess.run([client("exit_in_handler"), str(s.port),
+                            str(300 + 137 * i)], env=env, timeout=8,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert p.returncode == 0, ("run %d: exit %d, stderr %r"
+                                   % (i, p.returncode, p.stderr))
+    forwarded = head.replace(b"Expect: 100-continue\r\n", b"")
+    got = [bytes(c.raw) for c in s.wait_closed(runs, timeout=10)]
+    for i, raw in enumerate(got):
+        assert raw in (b"", forwarded), "connection %d got %r" % (i, raw)
