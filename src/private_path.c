@@ -67,6 +67,68 @@ static int nearest_existing(const char *dir, char real[PATH_MAX], char *err,
     }
 }
 
+/* Follows path's links one by one, as the kernel would, and refuses a
+ * link that belongs to another user than this one or root: its owner can
+ * point it elsewhere at any moment, after we checked where it led. Stops
+ * at the first name that does not exist yet. */
+static int check_links(const char *path, char *err, size_t err_size)
+{
+    char done[PATH_MAX] = "", todo[PATH_MAX], next[PATH_MAX], target[PATH_MAX];
+    int hops = 0;
+    if (path[0] == '/')
+        snprintf(todo, sizeof todo, "%s", path);
+    else if (!getcwd(done, sizeof done) ||
+             snprintf(todo, sizeof todo, "%s", path) >= (int)sizeof todo)
+        return 0;   /* nearest_existing says what is wrong */
+    if (strcmp(done, "/") == 0)
+        done[0] = '\0';
+    char *rest = todo;
+    for (;;) {
+        while (*rest == '/')
+            rest++;
+        if (!*rest)
+            return 0;
+        size_t len = strcspn(rest, "/");
+        char *after = rest + len;
+        if (len == 1 && rest[0] == '.') {
+            rest = after;
+            continue;
+        }
+        if (len == 2 && rest[0] == '.' && rest[1] == '.') {
+            char *slash = strrchr(done, '/');
+            if (slash)
+                *slash = '\0';
+            rest = after;
+            continue;
+        }
+        if (snprintf(next, sizeof next, "%s/%.*s", done, (int)len, rest) >= (int)sizeof next)
+            return 0;
+        struct stat st;
+        if (lstat(next, &st) != 0)
+            return 0;   /* not there yet, or nearest_existing says why */
+        if (!S_ISLNK(st.st_mode)) {
+            memcpy(done, next, strlen(next) + 1);
+            rest = after;
+            continue;
+        }
+        if (st.st_uid != geteuid() && st.st_uid != 0)
+            return refuse(err, err_size, "link %s belongs to uid %lu, neither to uid "
+                          "%lu nor to root", next, (unsigned long)st.st_uid,
+                          (unsigned long)geteuid());
+        ssize_t n = readlink(next, target, sizeof target - 1);
+        if (n < 0 || ++hops > 40)
+            return 0;
+        target[n] = '\0';
+        /* The link's target, then what followed the link. */
+        if (snprintf(next, sizeof next, "%s%s", target, after) >= (int)sizeof next)
+            return 0;
+        memcpy(todo, next, strlen(next) + 1);
+        rest = todo;
+        if (target[0] == '/')
+            done[0] = '\0';
+    }
+}
+
 static int check_one(const char *dir, const struct stat *st, char *err, size_t err_size)
 {
     uid_t me = geteuid();
@@ -94,7 +156,8 @@ int private_path_check_dir(const char *dir, char *err, size_t err_size)
     struct stat st;
     if (!dir)
         dir = ".";
-    if (nearest_existing(dir, real, err, err_size) < 0)
+    if (check_links(dir, err, err_size) < 0 ||
+        nearest_existing(dir, real, err, err_size) < 0)
         rc = -1;
     /* From the directory itself up to /, the last one checked. */
     while (rc == 0) {

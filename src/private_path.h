@@ -15,6 +15,9 @@
  *     result of umask 002 with a private group per user, and its group is
  *     the user's choice; one of root's is shared with the whole group.
  *
+ * Every symbolic link on the way must belong to the user or to root too:
+ * another user's link can be pointed elsewhere after the check.
+ *
  * The files themselves are checked where they are opened (owned by the
  * user, no one else may write them, never a link). */
 #ifndef RETRYSAFE_PRIVATE_PATH_H

@@ -176,6 +176,36 @@ START_TEST(test_links_resolved)
 }
 END_TEST
 
+/* Links are followed one by one, relative and nested ones too; one of
+ * another user's is refused, wherever it leads. */
+START_TEST(test_other_users_links)
+{
+    char good[PATH_MAX], link[PATH_MAX], theirs[PATH_MAX], file[PATH_MAX], want[PATH_MAX];
+    make_dir(good, "good", 0700);
+    pathf(link, "%s/relative", base);
+    ck_assert_int_eq(symlink("good", link), 0);
+    pathf(file, "%s/relative/../relative/journal.db", base);
+    file_ok(file);
+    if (geteuid() != 0)
+        return;   /* only root can give a link away */
+    pathf(theirs, "%s/theirs", base);
+    ck_assert_int_eq(symlink(good, theirs), 0);
+    ck_assert_int_eq(lchown(theirs, NOBODY, NOBODY), 0);
+    pathf(want, "link %s belongs to uid 65534, neither to uid 0 nor to root", theirs);
+    pathf(file, "%s/journal.db", theirs);
+    file_refused(file, want);
+    /* Reached through a link of our own, relative, then absolute. */
+    pathf(link, "%s/mine", base);
+    ck_assert_int_eq(symlink("theirs", link), 0);
+    pathf(file, "%s/mine/journal.db", base);
+    file_refused(file, want);
+    pathf(link, "%s/mine-absolute", base);
+    ck_assert_int_eq(symlink(theirs, link), 0);
+    pathf(file, "%s/mine-absolute/sub/journal.db", base);
+    file_refused(file, want);
+}
+END_TEST
+
 /* The journal's form of the check: a location with a scheme is no file. */
 START_TEST(test_journal_location)
 {
@@ -213,6 +243,7 @@ Suite *private_path_suite(void)
     tcase_add_test(tc, test_world_writable);
     tcase_add_test(tc, test_group_writable);
     tcase_add_test(tc, test_other_owner);
+    tcase_add_test(tc, test_other_users_links);
     tcase_add_test(tc, test_links_resolved);
     tcase_add_test(tc, test_journal_location);
     tcase_add_test(tc, test_not_a_directory);
