@@ -464,6 +464,25 @@ static int busy_wait(void *arg, int tries)
 
 /* ---- connecting ---- */
 
+/* path with the links of its directory resolved (malloc'd), or NULL.
+ * SQLite's NOFOLLOW refuses a link anywhere in the name, and a state
+ * directory reached through one (a symlinked ~/.local) is common; the
+ * links on the way were checked (private_path: the user's or root's),
+ * and the file itself is still never followed. */
+static char *with_real_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path))
+                      : strdup(".");
+    char *real = dir ? realpath(dir, NULL) : NULL, *out = NULL;
+    const char *name = slash ? slash + 1 : path;
+    if (real && (out = malloc(strlen(real) + strlen(name) + 2)))
+        sprintf(out, "%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", name);
+    free(real);
+    free(dir);
+    return out;
+}
+
 static int connect_db(struct sq *s)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
@@ -473,7 +492,9 @@ static int connect_db(struct sq *s)
 #ifdef SQLITE_OPEN_EXRESCODE
     flags |= SQLITE_OPEN_EXRESCODE;
 #endif
-    int rc = sqlite3_open_v2(s->path, &s->db, flags, NULL);
+    char *real = with_real_dir(s->path);
+    int rc = sqlite3_open_v2(real ? real : s->path, &s->db, flags, NULL);
+    free(real);
     if (rc != SQLITE_OK)
         return journal_fail("cannot open journal %s: %s", s->path,
                             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

@@ -117,6 +117,44 @@ def test_journal_dir_of_other_user_refused(ctx):
                      "to uid 0 nor to root" % (other, NOBODY))
 
 
+def test_state_directory_through_own_link(ctx):
+    # A state directory reached through a link of the user's own (a
+    # symlinked ~/.local) holds a working journal and secret; the journal
+    # file itself is never a link.
+    s = ctx.recording_server()
+    real = os.path.join(ctx.tmp, "real")
+    os.mkdir(real, 0o700)
+    link = os.path.join(ctx.tmp, "state-link")
+    os.symlink(real, link)
+    env = ctx.shim_env(s.authority)
+    del env["RETRYSAFE_SECRET"]
+    env["XDG_STATE_HOME"] = link
+    req, err = _post(ctx, s, env)
+    assert err == "", err
+    jpath = os.path.join(link, "retrysafe", "journal.db")
+    rows = ctx.dump("--journal", jpath)
+    assert [r["key"] for r in rows] == [_key_of(req)], rows
+    assert os.path.isfile(os.path.join(real, "retrysafe", "secret"))
+    # The journal file as a link: refused, even to a journal of ours.
+    linked = os.path.join(ctx.tmp, "linked.db")
+    os.symlink(os.path.join(real, "retrysafe", "journal.db"), linked)
+    env = ctx.shim_env(s.authority, journal=linked)
+    req, err = _post(ctx, s, env)
+    assert "refusing journal %s: it is a symbolic link" % linked in err, err
+
+
+def test_state_directory_through_other_users_link(ctx):
+    _need_root("only root can give a link to another user")
+    s = ctx.recording_server()
+    real = os.path.join(ctx.tmp, "real")
+    os.mkdir(real, 0o700)
+    theirs = os.path.join(ctx.tmp, "their-link")
+    os.symlink(real, theirs)
+    os.lchown(theirs, NOBODY, NOBODY)
+    _refused_journal(ctx, s, theirs, "link %s belongs to uid %d, neither to "
+                     "uid 0 nor to root" % (theirs, NOBODY))
+
+
 def test_secret_dir_refused(ctx):
     """No secret from a directory others can change: requests pass
     untagged, with the reason; no secret is created there."""
