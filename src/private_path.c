@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,45 +48,30 @@ static void drop_last(char *path)
         path[n] = '\0';
 }
 
-/* The nearest existing directory at or above dir, resolved (absolute, no
- * links, no "..") into real. */
-static int nearest_existing(const char *dir, char real[PATH_MAX], char *err,
+/* dir resolved as the kernel would, link by link, into real (absolute, no
+ * links, no ".."), as far as it exists: what does not exist yet is made
+ * 0700 by whoever makes it, so its nearest existing ancestor is what
+ * counts. A link that belongs to another user than this one or root is
+ * refused: its owner can point it elsewhere once we have looked. */
+static int resolve_existing(const char *dir, char real[PATH_MAX], char *err,
                             size_t err_size)
 {
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s", *dir ? dir : ".") >= (int)sizeof path)
-        return refuse(err, err_size, "directory %.200s...: the name is too long", dir);
-    for (;;) {
-        if (realpath(path, real))
-            return 0;
-        if (errno != ENOENT || strcmp(path, ".") == 0 || strcmp(path, "/") == 0)
-            return refuse(err, err_size, "cannot look at directory %s: %s", path,
-                          strerror(errno));
-        drop_last(path);
-    }
-}
-
-/* Follows path's links one by one, as the kernel would, and refuses a
- * link that belongs to another user than this one or root: its owner can
- * point it elsewhere at any moment, after we checked where it led. Stops
- * at the first name that does not exist yet. */
-static int check_links(const char *path, char *err, size_t err_size)
-{
-    char done[PATH_MAX] = "", todo[PATH_MAX], next[PATH_MAX], target[PATH_MAX];
+    char todo[PATH_MAX], next[PATH_MAX], target[PATH_MAX];
     int hops = 0;
-    if (path[0] == '/')
-        snprintf(todo, sizeof todo, "%s", path);
-    else if (!getcwd(done, sizeof done) ||
-             snprintf(todo, sizeof todo, "%s", path) >= (int)sizeof todo)
-        return 0;   /* nearest_existing says what is wrong */
-    if (strcmp(done, "/") == 0)
-        done[0] = '\0';
+    real[0] = '\0';
+    if (snprintf(todo, sizeof todo, "%s", *dir ? dir : ".") >= (int)sizeof todo)
+        return refuse(err, err_size, "directory %.200s...: the name is too long", dir);
+    if (todo[0] != '/' && !getcwd(real, PATH_MAX))
+        return refuse(err, err_size, "cannot look at directory %s: %s", dir,
+                      strerror(errno));
+    if (strcmp(real, "/") == 0)
+        real[0] = '\0';   /* names are built as real + "/" + name */
     char *rest = todo;
     for (;;) {
         while (*rest == '/')
             rest++;
         if (!*rest)
-            return 0;
+            break;
         size_t len = strcspn(rest, "/");
         char *after = rest + len;
         if (len == 1 && rest[0] == '.') {
@@ -95,19 +79,23 @@ static int check_links(const char *path, char *err, size_t err_size)
             continue;
         }
         if (len == 2 && rest[0] == '.' && rest[1] == '.') {
-            char *slash = strrchr(done, '/');
+            char *slash = strrchr(real, '/');
             if (slash)
                 *slash = '\0';
             rest = after;
             continue;
         }
-        if (snprintf(next, sizeof next, "%s/%.*s", done, (int)len, rest) >= (int)sizeof next)
-            return 0;
+        if (snprintf(next, sizeof next, "%s/%.*s", real, (int)len, rest) >= (int)sizeof next)
+            return refuse(err, err_size, "directory %.200s...: the name is too long", dir);
         struct stat st;
-        if (lstat(next, &st) != 0)
-            return 0;   /* not there yet, or nearest_existing says why */
+        if (lstat(next, &st) != 0) {
+            if (errno == ENOENT)
+                break;
+            return refuse(err, err_size, "cannot look at directory %s: %s", dir,
+                          strerror(errno));
+        }
         if (!S_ISLNK(st.st_mode)) {
-            memcpy(done, next, strlen(next) + 1);
+            memcpy(real, next, strlen(next) + 1);
             rest = after;
             continue;
         }
@@ -117,16 +105,20 @@ static int check_links(const char *path, char *err, size_t err_size)
                           (unsigned long)geteuid());
         ssize_t n = readlink(next, target, sizeof target - 1);
         if (n < 0 || ++hops > 40)
-            return 0;
+            return refuse(err, err_size, "cannot look at directory %s: %s", dir,
+                          strerror(n < 0 ? errno : ELOOP));
         target[n] = '\0';
         /* The link's target, then what followed the link. */
         if (snprintf(next, sizeof next, "%s%s", target, after) >= (int)sizeof next)
-            return 0;
+            return refuse(err, err_size, "directory %.200s...: the name is too long", dir);
         memcpy(todo, next, strlen(next) + 1);
         rest = todo;
         if (target[0] == '/')
-            done[0] = '\0';
+            real[0] = '\0';
     }
+    if (!real[0])
+        strcpy(real, "/");
+    return 0;
 }
 
 static int check_one(const char *dir, const struct stat *st, char *err, size_t err_size)
@@ -156,8 +148,7 @@ int private_path_check_dir(const char *dir, char *err, size_t err_size)
     struct stat st;
     if (!dir)
         dir = ".";
-    if (check_links(dir, err, err_size) < 0 ||
-        nearest_existing(dir, real, err, err_size) < 0)
+    if (resolve_existing(dir, real, err, err_size) < 0)
         rc = -1;
     /* From the directory itself up to /, the last one checked. */
     while (rc == 0) {
