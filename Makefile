@@ -25,7 +25,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) \
               -DRETRYSAFE_VERSION='"$(VERSION)"' \
               -DRETRYSAFE_LIBDIR='"$(PREFIX)/lib/retrysafe"' $(CFLAGS) $(DEPS_CFLAGS) \
               $(SAN_FLAGS)
-LIBS    := -lsqlite3 -lcrypto -lpthread -ldl
+LIBS    := -lsqlite3 -lcrypto -lhiredis -lpthread -ldl
 # Set by `make musl` (see there); empty for the system's own build.
 DEPS_CFLAGS :=
 TOOL_LDFLAGS :=

@@ -1,4 +1,5 @@
-/* ascii.h - letter case the way HTTP and JSON mean it: ASCII only, never
+/* ascii.h - letter case and hex digits the way HTTP and JSON mean them:
+ * ASCII only, never
  * the locale's (a preloaded library runs under whatever locale the
  * program set). */
 #ifndef RETRYSAFE_ASCII_H
@@ -9,6 +10,18 @@
 static inline char ascii_lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* The value of a hex digit, either case; -1 for anything else. */
+static inline int ascii_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 /* Whether s[0..n) equals the lower-case literal lit, ignoring case. */

@@ -22,17 +22,6 @@ static inline int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Gives a scratch buffer memory up front, so that its data is never NULL
  * even when everything put in it is empty (memcmp and pointer arithmetic
  * on NULL are undefined even for length 0). */
@@ -173,7 +162,7 @@ static int hex4(struct json *j, unsigned long *v)
         return -1;
     *v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hex_value(j->p[i]);
+        int h = ascii_hex_value(j->p[i]);
         if (h < 0)
             return -1;
         *v = *v << 4 | (unsigned long)h;
@@ -591,9 +580,9 @@ static int form_decode(struct buf *dst, const char *s, size_t n)
             break;
         char c = ' ';
         if (s[i] == '%') {
-            if (n - i < 3 || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
+            if (n - i < 3 || ascii_hex_value(s[i + 1]) < 0 || ascii_hex_value(s[i + 2]) < 0)
                 return -1;
-            c = (char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
+            c = (char)(ascii_hex_value(s[i + 1]) << 4 | ascii_hex_value(s[i + 2]));
             i += 2;
         }
         i++;

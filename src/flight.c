@@ -174,6 +174,7 @@ enum outbound_verdict flight_record(struct conn *c, const struct outbound_record
         .method = method, .host = host, .path = path,
         .key = rec->key, .fingerprint = rec->fingerprint, .generation = rec->generation,
         .tls = rec->tls, .body_len = (int64_t)rec->body_len,
+        .window_ms = cfg ? (int64_t)cfg->window_ms : 0,
         .outcome = rec->skipped ? JOURNAL_SKIPPED : JOURNAL_PENDING,
     };
     struct journal_ticket *ticket = NULL;

@@ -5,7 +5,7 @@
  * the same way: refuse it in a forked child (the parent's connection, and
  * possibly its locked mutex, came along with the fork), take the journal's
  * mutex, reopen the backend if journal_fork_prepare closed it, call the
- * backend, release. Backends (journal_sqlite.c; Redis later) therefore see
+ * backend, release. Backends (journal_sqlite.c, journal_redis.c) therefore see
  * one call at a time and hold no locks of their own.
  *
  * Error texts are per thread, like errno: two threads sharing a journal
@@ -109,14 +109,14 @@ int journal_outcome_parse(const char *name, enum journal_outcome *outcome)
 
 /* ---- backends ---- */
 
-/* Locations of the form scheme://..., by scheme. NULL ops: reserved for a
- * backend not built yet. Anything without a scheme is a file path. */
+/* Locations of the form scheme://..., by scheme. Anything without a
+ * scheme is a file path. */
 static const struct {
     const char *scheme;
     const struct journal_ops *ops;
 } schemes[] = {
-    { "redis", NULL },
-    { "rediss", NULL },
+    { "redis", &journal_redis_ops },
+    { "rediss", &journal_redis_ops },   /* refused at open without TLS */
 };
 
 size_t journal_scheme_len(const char *location)
@@ -146,17 +146,12 @@ static const struct journal_ops *pick_backend(const char *location)
     size_t n = journal_scheme_len(location);
     if (n == 0)
         return &journal_sqlite_ops;
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-        if (strlen(schemes[i].scheme) != n ||
-            strncasecmp(location, schemes[i].scheme, n) != 0)
-            continue;
-        if (!schemes[i].ops)
-            journal_fail("%s:// journals are not supported yet; give a file "
-                         "path instead", schemes[i].scheme);
-        return schemes[i].ops;
-    }
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+        if (strlen(schemes[i].scheme) == n &&
+            strncasecmp(location, schemes[i].scheme, n) == 0)
+            return schemes[i].ops;
     journal_fail("unknown journal location scheme \"%.*s://\"; give a file "
-                 "path (or redis://... once supported)", (int)n, location);
+                 "path or redis://host:port", (int)n, location);
     return NULL;
 }
 
@@ -235,6 +230,8 @@ void journal_fork_prepare(struct journal *j)
     if (!j || j->pid != getpid() || pthread_mutex_lock(&j->lock) != 0)
         return;
     j->forking = 1;
+    if (j->ops->drop_in_child)
+        return;   /* kept: the child drops its copy */
     if (j->state)
         j->ops->close(j->state);
     j->state = NULL;
@@ -260,6 +257,9 @@ void journal_fork_child(struct journal *j)
     /* The lock belongs to a thread of the parent: start a fresh one. If
      * that fails, j stays the parent's and every call here fails. */
     j->forking = 0;
+    if (j->ops->drop_in_child && j->state)
+        j->ops->drop_in_child(j->state);
+    j->state = NULL;
     if (init_lock(&j->lock) == 0)
         j->pid = getpid();
 }
@@ -314,6 +314,30 @@ long journal_full_scan_steps(struct journal *j)
     long steps = j->ops->full_scan_steps(j->state);
     leave(j, 0);
     return steps;
+}
+
+int journal_keepalive(struct journal *j)
+{
+    if (j && !j->ops->keepalive)
+        return 0;
+    if (enter(j) < 0)
+        return -1;
+    int rc = j->ops->keepalive(j->state);
+    leave(j, rc);
+    return rc;
+}
+
+int journal_shared_secret(struct journal *j, const char *proposal, char *out,
+                          size_t size)
+{
+    if (j && !j->ops->shared_secret)
+        return 1;
+    if (enter(j) < 0)
+        return -1;
+    int rc = proposal && *proposal && out && size
+           ? j->ops->shared_secret(j->state, proposal, out, size)
+           : journal_fail("no secret to propose");
+    return leave(j, rc);
 }
 
 int journal_ping(struct journal *j)
@@ -417,6 +441,34 @@ enum journal_verdict journal_guard_rule(const struct journal_key_state *k,
     if (k->unknown && !rules->resend_unknown)
         return JOURNAL_REFUSE_UNKNOWN;
     return JOURNAL_SEND;
+}
+
+enum journal_outcome journal_claim_outcome(enum journal_verdict verdict)
+{
+    switch (verdict) {
+    case JOURNAL_REPLAY:
+        return JOURNAL_REPLAYED;
+    case JOURNAL_REFUSE_UNKNOWN:
+    case JOURNAL_REFUSE_IN_FLIGHT:
+    case JOURNAL_REFUSE_TOO_LARGE:
+        return JOURNAL_REFUSED;
+    case JOURNAL_SEND:
+    case JOURNAL_WAIT:   /* not recorded */
+        break;
+    }
+    return JOURNAL_PENDING;
+}
+
+int journal_claim_status(const struct journal_claim *claim)
+{
+    switch (journal_claim_outcome(claim->verdict)) {
+    case JOURNAL_REPLAYED:
+        return claim->state.answer_status;
+    case JOURNAL_REFUSED:
+        return 409;
+    default:
+        return 0;
+    }
 }
 
 int journal_process_alive(int pid)

@@ -1,8 +1,10 @@
 /* journal.h - the record of every tagged request and what became of it,
- * shared by every process of the user on the machine.
+ * shared by every process of the user on the machine (or, in Redis, by
+ * every machine that names the same server).
  *
- * An interface with one implementation per backend (journal_sqlite.c now;
- * Redis later): journal_open picks one from the location string. The shim
+ * An interface with one implementation per backend (journal_sqlite.c for
+ * a file, journal_redis.c for redis://): journal_open picks one from the
+ * location string. The shim
  * and the tool use the same calls, so `retrysafe dump` reads exactly what
  * the shim wrote. Nothing here ever stores a request body, a query string,
  * an Authorization header, a cookie or an answer body.
@@ -59,6 +61,9 @@ struct journal_attempt {
     int tls;
     int64_t body_len;
     enum journal_outcome outcome;  /* PENDING, or SKIPPED (journal_begin) */
+    int64_t window_ms;        /* RETRYSAFE_WINDOW (0: unknown): how long a
+                                 backend that expires what it keeps (Redis)
+                                 keeps the key's state and answer */
 };
 
 /* A row as read back. Strings point into the journal's memory and are valid
@@ -80,6 +85,9 @@ struct journal_row {
     int status;               /* 0: none */
     enum journal_outcome outcome;
     int64_t duration_ms;      /* -1: not finished */
+    int settled;              /* the backend already turned a pending attempt
+                                 of a process that is gone into unknown;
+                                 else a reader asks the kernel about pid */
 };
 
 struct journal_filter {
@@ -103,9 +111,11 @@ struct journal;
 /* Opens the journal at location: a file path (created, with its directory,
  * when create is set; directory 0700, file 0600). NULL on failure with the
  * reason in err. A path must name a regular file of this user (never a
- * symbolic link) holding a retrysafe journal or nothing. "redis://..." is
- * reserved for the Redis backend (not built yet: an error for now); "off"
- * and any other "scheme://" are errors. */
+ * symbolic link) holding a retrysafe journal or nothing. Or
+ * "redis://[[user]:password@]host[:port][/db]": a Redis server, connected
+ * to here (an unreachable one is an error). "rediss://" needs a hiredis
+ * with TLS, which this build lacks: an error. "off" and any other
+ * "scheme://" are errors. */
 struct journal *journal_open(const char *location, int create, char *err, size_t err_size);
 
 /* The length of location's "scheme" before "://" ("redis"), or 0 when it
@@ -279,6 +289,19 @@ int journal_each_fingerprint(struct journal *j,
  * by key and by fingerprint must make none: tests check with this that
  * the journal's indexes are used as meant. */
 long journal_full_scan_steps(struct journal *j);
+
+/* For a backend whose attempts in flight are alive by a lease (Redis):
+ * renews this process's lease, if it has attempts in flight. Returns 1 if
+ * it has (call again within a few seconds), 0 if not or if the backend
+ * needs no lease, -1 on failure. */
+int journal_keepalive(struct journal *j);
+
+/* For a backend shared by machines (Redis): the key secret stored in it,
+ * stored as proposal by this call if it held none (so the first machine's
+ * proposal is everybody's). Returns 0 with it in out, 1 if the backend
+ * keeps no secret (a file), or -1. */
+int journal_shared_secret(struct journal *j, const char *proposal, char *out,
+                          size_t size);
 
 /* Opens j's connection now if it is closed (after fork), so that the
  * files it opens get their fd numbers in the caller's thread, at a time

@@ -41,13 +41,29 @@ struct journal_ops {
     int (*each_fingerprint)(void *state,
                             int (*fn)(void *ctx, const char *fingerprint), void *ctx);
     long (*full_scan_steps)(void *state);   /* see journal_full_scan_steps */
+
+    /* Optional (NULL: not needed by this backend). */
+    /* A forked child's copy of the state: released without any I/O on
+     * the parent's connection. With it, fork keeps the parent's
+     * connection open (journal_fork_prepare closes it otherwise). */
+    void (*drop_in_child)(void *state);
+    int (*keepalive)(void *state);           /* see journal_keepalive */
+    int (*shared_secret)(void *state, const char *proposal, char *out,
+                         size_t size);       /* see journal_shared_secret */
 };
 
 /* Whether process pid still runs (a pending attempt of a dead one has an
  * unknown outcome). Same machine only. */
 int journal_process_alive(int pid);
 
+/* How a claim's verdict is recorded: its attempt's outcome (a replayed
+ * answer, a refusal, or pending for one sent) and status (the replayed
+ * answer's, or the 409 of a refusal). The same in every backend. */
+enum journal_outcome journal_claim_outcome(enum journal_verdict verdict);
+int journal_claim_status(const struct journal_claim *claim);
+
 extern const struct journal_ops journal_sqlite_ops;
+extern const struct journal_ops journal_redis_ops;
 
 /* The same for a journal another process kept locked too long (see
  * journal_busy). */

@@ -31,6 +31,10 @@
  * writer. Under more load than the journal can take, requests slow down
  * to its pace rather than rows being dropped or memory growing. */
 #define QUEUE_MAX 4096
+/* How often the writer renews this process's lease on its attempts in
+ * flight, for a journal that keeps one (journal_keepalive: Redis's lasts
+ * 15 s), while the process may have any. */
+#define KEEPALIVE_MS 5000
 /* The longest an exiting process waits for its rows, however busy the
  * journal (the wait ends sooner when the writer stops making progress). */
 #define FLUSH_MAX_MS 30000
@@ -73,6 +77,7 @@ static int writer_running;
 static struct journal *writer_journal;   /* the writer's own connection */
 static int writer_journal_closed;        /* by fork: reopen it (see attach) */
 static int flushing;                     /* someone waits: write at once */
+static int keepalive_wanted;             /* attempts may be in flight */
 static unsigned long long queued_total;  /* rows ever queued, and written */
 static unsigned long long written_total; /*   (or given up): for flush */
 
@@ -204,11 +209,30 @@ static void write_batch(struct queued *batch, size_t n, unsigned long seq)
     }
 }
 
+/* Under queue_lock, which it lets go meanwhile: renews the lease, and
+ * asks again later only if the journal says attempts are in flight (or
+ * could not be asked). */
+static void renew_lease(void)
+{
+    pthread_mutex_unlock(&queue_lock);
+    struct journal *j = writer_journal ? writer_journal : shim_journal_if_open();
+    int more = j ? journal_keepalive(j) : 0;
+    pthread_mutex_lock(&queue_lock);
+    keepalive_wanted = more != 0;
+}
+
 /* Under queue_lock: waits until rows are queued (or held ones are due),
  * then lets more gather. */
 static void wait_for_batch(void)
 {
     while (n_pending == n_held && !(n_held > 0 && flushing)) {
+        if (n_held == 0 && keepalive_wanted) {
+            struct timespec due;
+            deadline_in(&due, KEEPALIVE_MS);
+            if (pthread_cond_timedwait(&queue_ready, &queue_lock, &due) == ETIMEDOUT)
+                renew_lease();
+            continue;
+        }
         if (n_held == 0) {
             pthread_cond_wait(&queue_ready, &queue_lock);
             continue;
@@ -281,6 +305,7 @@ static void *writer(void *arg)
         writing = 0;
         writing_batch = NULL;
         written_total += n;
+        keepalive_wanted = 1;
         pthread_cond_broadcast(&queue_done);
         pthread_mutex_unlock(&queue_lock);
     }
@@ -402,6 +427,13 @@ struct journal_ticket *journal_queue_begin_claimed(const struct journal_attempt 
 
 struct journal_ticket *journal_queue_ticket(int64_t id)
 {
+    /* Its row is in flight, written by the claim: the writer keeps the
+     * process's lease on it, even before it has rows of its own. */
+    pthread_mutex_lock(&queue_lock);
+    keepalive_wanted = 1;
+    if (start_writer() == 0)
+        pthread_cond_signal(&queue_ready);
+    pthread_mutex_unlock(&queue_lock);
     return ticket_new(id);
 }
 
@@ -534,6 +566,7 @@ void journal_queue_fork(enum fork_phase phase)
         writing = 0;
         writing_batch = NULL;
         writer_running = 0;
+        keepalive_wanted = 0;   /* the parent's attempts are not the child's */
         /* The parent's rows counted as queued are not the child's to
          * write: left counted, the child's exit would wait for them. */
         queued_total = written_total = 0;

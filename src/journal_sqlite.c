@@ -891,15 +891,6 @@ static int read_answer(struct sq *s, const char *key, int64_t after_id,
     return rc;
 }
 
-static const enum journal_outcome verdict_outcome[] = {
-    [JOURNAL_SEND] = JOURNAL_PENDING,
-    [JOURNAL_REPLAY] = JOURNAL_REPLAYED,
-    [JOURNAL_WAIT] = JOURNAL_PENDING,   /* not recorded */
-    [JOURNAL_REFUSE_UNKNOWN] = JOURNAL_REFUSED,
-    [JOURNAL_REFUSE_IN_FLIGHT] = JOURNAL_REFUSED,
-    [JOURNAL_REFUSE_TOO_LARGE] = JOURNAL_REFUSED,
-};
-
 /* Looking and recording in one IMMEDIATE transaction: no other process
  * can claim the key in between. */
 static int sq_claim(void *state, const struct journal_attempt *a,
@@ -925,10 +916,8 @@ static int sq_claim(void *state, const struct journal_attempt *a,
         }
     }
     if (rc == 0 && out->verdict != JOURNAL_WAIT) {
-        enum journal_outcome o = verdict_outcome[out->verdict];
-        int status = o == JOURNAL_REPLAYED ? out->state.answer_status
-                     : o == JOURNAL_REFUSED ? 409 : 0;
-        rc = record_attempt(s, a, o, status, 0, &out->id, &out->attempt);
+        rc = record_attempt(s, a, journal_claim_outcome(out->verdict),
+                            journal_claim_status(out), 0, &out->id, &out->attempt);
     }
     if (rc == 0)
         rc = commit(s, what);

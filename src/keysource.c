@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
+#include "location.h"
 #include "private_path.h"
 #include "secret.h"
 
@@ -20,15 +22,16 @@ static int private_dir(const char *dir, char *err, size_t err_size)
     return -1;
 }
 
-struct key_ctx *keysource_open(const struct config *cfg, char *err, size_t err_size)
+static struct key_ctx *keys_of(const char *secret, char *err, size_t err_size)
 {
-    struct key_ctx *keys = NULL;
-    if (cfg->secret) {
-        keys = key_ctx_new(cfg->secret, strlen(cfg->secret));
-        if (!keys)
-            snprintf(err, err_size, "libcrypto cannot set up HMAC-SHA256");
-        return keys;
-    }
+    struct key_ctx *keys = key_ctx_new(secret, strlen(secret));
+    if (!keys)
+        snprintf(err, err_size, "libcrypto cannot set up HMAC-SHA256");
+    return keys;
+}
+
+struct key_ctx *keysource_open_local(char *err, size_t err_size)
+{
     char dir[PATH_MAX];
     char *secret = NULL;
     if (secret_state_dir(dir, sizeof(dir)) != 0) {
@@ -47,11 +50,43 @@ struct key_ctx *keysource_open(const struct config *cfg, char *err, size_t err_s
         return NULL;
     if (secret_load_or_create(dir, &secret, err, err_size) != 0)
         return NULL;
-    keys = key_ctx_new(secret, strlen(secret));
-    if (!keys)
-        snprintf(err, err_size, "libcrypto cannot set up HMAC-SHA256");
+    struct key_ctx *keys = keys_of(secret, err, err_size);
     /* The secret lives on only inside the keyed MAC context. */
     memset(secret, 0, strlen(secret));
     free(secret);
     return keys;
+}
+
+/* The secret every machine sharing the journal at location uses: the
+ * first to ask stores its proposal there, once (journal_shared_secret). */
+static struct key_ctx *shared_keys(const char *location, char *err, size_t err_size)
+{
+    char proposal[SECRET_CHARS + 1], secret[256];
+    struct key_ctx *keys = NULL;
+    if (secret_generate(proposal) != 0) {
+        snprintf(err, err_size, "no random bytes for a secret");
+        return NULL;
+    }
+    struct journal *j = journal_open(location, 0, err, err_size);
+    if (!j)
+        return NULL;
+    if (journal_shared_secret(j, proposal, secret, sizeof(secret)) == 0)
+        keys = keys_of(secret, err, err_size);
+    else
+        snprintf(err, err_size, "cannot read the shared secret: %s", journal_error(j));
+    journal_close(j);
+    memset(proposal, 0, sizeof(proposal));
+    memset(secret, 0, sizeof(secret));
+    return keys;
+}
+
+struct key_ctx *keysource_open(const struct config *cfg, char *err, size_t err_size)
+{
+    if (cfg->secret)
+        return keys_of(cfg->secret, err, err_size);
+    char location[4096];
+    if (location_journal(cfg->journal, location, sizeof(location)) == LOCATION_FOUND &&
+        journal_scheme_len(location) > 0)
+        return shared_keys(location, err, err_size);
+    return keysource_open_local(err, err_size);
 }

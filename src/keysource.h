@@ -1,6 +1,7 @@
 /* keysource.h - the key context for a configuration: keyed with
- * RETRYSAFE_SECRET, or with the user's generated secret file. Shared by the
- * shim and the tool so both derive the same keys. */
+ * RETRYSAFE_SECRET; else, with a journal in Redis, with the secret stored
+ * there for every machine; else with the user's generated secret file.
+ * Shared by the shim and the tool so both derive the same keys. */
 #ifndef RETRYSAFE_KEYSOURCE_H
 #define RETRYSAFE_KEYSOURCE_H
 
@@ -11,5 +12,9 @@
 
 /* NULL on failure, with the reason in err. */
 struct key_ctx *keysource_open(const struct config *cfg, char *err, size_t err_size);
+
+/* Keyed with the user's own secret file, whatever cfg says: the shim's
+ * fallback when the journal's server cannot be asked. */
+struct key_ctx *keysource_open_local(char *err, size_t err_size);
 
 #endif

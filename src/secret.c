@@ -352,22 +352,31 @@ static int publish(const char *dir, const char *path, const char *text,
     return rc;
 }
 
-static int create_secret(const char *dir, const char *path, char **out,
-                         char *err, size_t err_size)
+int secret_generate(char out[SECRET_CHARS + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char raw[SECRET_RANDOM];
+    if (random_bytes(raw, sizeof raw) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * SECRET_RANDOM] = '\0';
+    wipe(raw, sizeof raw);
+    return 0;
+}
+
+static int create_secret(const char *dir, const char *path, char **out,
+                         char *err, size_t err_size)
+{
     char text[2 * SECRET_RANDOM + 1];
     int rc = FAILED;
 
-    if (random_bytes(raw, sizeof raw) < 0) {
+    if (secret_generate(text) < 0) {
         set_err(err, err_size, "cannot create %s: no random bytes: %s", path,
                 strerror(errno));
         return FAILED;
-    }
-    for (size_t i = 0; i < sizeof raw; i++) {
-        text[2 * i] = hex[raw[i] >> 4];
-        text[2 * i + 1] = hex[raw[i] & 15];
     }
     text[2 * SECRET_RANDOM] = '\n';
 
@@ -385,7 +394,6 @@ static int create_secret(const char *dir, const char *path, char **out,
             rc = FAILED;
         }
     }
-    wipe(raw, sizeof raw);
     wipe(text, sizeof text);
     return rc;
 }

@@ -26,4 +26,9 @@ int secret_make_dir(const char *path);
  * writes a reason to err. */
 int secret_load_or_create(const char *dir, char **out, char *err, size_t err_size);
 
+/* A new secret, as the file would hold it: 64 random hex characters.
+ * Returns 0, or -1 (errno set). */
+enum { SECRET_CHARS = 64 };
+int secret_generate(char out[SECRET_CHARS + 1]);
+
 #endif

@@ -36,12 +36,16 @@ static struct config config;
 static struct outbound_env env;
 static char exe_name[64] = "?";
 
-/* The journal: opened at the first request that needs it, per process. */
+/* The journal: opened at the first request that needs it, per process.
+ * After a failure to open it, not tried again for a while: a file's
+ * trouble needs a person; a server's (Redis) may pass in seconds. */
 #define SHIM_JOURNAL_RETRY_MS 30000
+#define SHIM_SERVER_RETRY_MS 3000
 static pthread_mutex_t journal_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct journal *journal;
 static pid_t journal_pid;
 static int64_t journal_failed_ms;   /* last failure to open; 0: none */
+static int64_t journal_retry_ms = SHIM_JOURNAL_RETRY_MS;
 static int journal_warned;
 static int journal_off;     /* RETRYSAFE_JOURNAL=off */
 static struct seen_filter *seen;   /* beside the journal; NULL: none */
@@ -104,6 +108,30 @@ static int secure_exec(void)
     return getauxval(AT_SECURE) != 0;
 }
 
+/* The key secret: RETRYSAFE_SECRET; else, with a journal in Redis, the
+ * one stored there for every machine; else (or when Redis cannot be
+ * asked) this user's own. NULL: requests go out untagged. */
+static struct key_ctx *open_keys(void)
+{
+    char err[512], location[4096];
+    struct key_ctx *keys = NULL;
+    int server = !config.secret &&
+                 location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND &&
+                 journal_scheme_len(location) > 0;
+    if (!server || lazy_deps_load_hiredis(err, sizeof(err)) == 0)
+        keys = keysource_open(&config, err, sizeof(err));
+    if (!keys && server) {
+        log_msg(CONFIG_LOG_WARN, "%s; keys come from this machine's own secret, which "
+                "other machines do not share (set RETRYSAFE_SECRET on every machine)",
+                err);
+        keys = keysource_open_local(err, sizeof(err));
+    }
+    if (!keys)
+        log_msg(CONFIG_LOG_WARN, "no key secret: %s; set RETRYSAFE_SECRET. "
+                "Requests pass untagged", err);
+    return keys;
+}
+
 static int start(void)
 {
     if (secure_exec())
@@ -125,10 +153,7 @@ static int start(void)
         log_msg(CONFIG_LOG_WARN, "%s; shim disabled", err);
         return SHIM_DISABLED;
     }
-    env.keys = keysource_open(&config, err, sizeof(err));
-    if (!env.keys)
-        log_msg(CONFIG_LOG_WARN, "no key secret: %s; set RETRYSAFE_SECRET. "
-                "Requests pass untagged", err);
+    env.keys = open_keys();
     if (conn_table_init() != 0) {
         log_msg(CONFIG_LOG_WARN, "cannot allocate the connection table; shim disabled");
         return SHIM_DISABLED;
@@ -303,8 +328,12 @@ void shim_check_shared_files(void)
 static void open_journal(void)
 {
     char location[4096], err[512] = "no location for it (HOME unset?)";
-    if (location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND &&
-        location_journal_private(location, err, sizeof(err)) == 0) {
+    int found = location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND;
+    journal_retry_ms = found && journal_scheme_len(location) ? SHIM_SERVER_RETRY_MS
+                                                             : SHIM_JOURNAL_RETRY_MS;
+    if (found && journal_scheme_len(location) && lazy_deps_load_hiredis(err, sizeof(err)) != 0)
+        found = 0;
+    if (found && location_journal_private(location, err, sizeof(err)) == 0) {
         journal = journal_open(location, 1, err, sizeof(err));
         /* Again, now that what was missing exists: another user may have
          * made it in between, in a sticky directory like /tmp. */
@@ -313,12 +342,17 @@ static void open_journal(void)
             journal = NULL;
         }
     }
-    if (journal) {
+    /* A server's journal has nothing beside it: without the filter and
+     * the claim table, every lookup asks the journal, as it must when
+     * other machines write to it too. */
+    if (journal && journal_scheme_len(location) == 0) {
         pthread_mutex_lock(&shared_lock);
         snprintf(seen_path, sizeof(seen_path), "%s-seen", location);
         snprintf(claims_path, sizeof(claims_path), "%s-claims", location);
         open_shared_files();
         pthread_mutex_unlock(&shared_lock);
+    }
+    if (journal) {
         struct journal *writer = journal_open(location, 0, err, sizeof(err));
         if (writer)
             journal_queue_attach(writer);
@@ -345,7 +379,7 @@ struct journal *shim_journal(void)
         journal_failed_ms = 0;
     }
     if (!journal && (!journal_failed_ms ||
-                     clock_ms(CLOCK_MONOTONIC) - journal_failed_ms > SHIM_JOURNAL_RETRY_MS))
+                     clock_ms(CLOCK_MONOTONIC) - journal_failed_ms > journal_retry_ms))
         open_journal();
     struct journal *j = journal;
     pthread_mutex_unlock(&journal_lock);

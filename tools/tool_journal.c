@@ -81,7 +81,7 @@ int64_t tool_now_ms(void)
 
 enum journal_outcome tool_outcome(const struct journal_row *row)
 {
-    if (row->outcome != JOURNAL_PENDING || row->pid <= 0)
+    if (row->outcome != JOURNAL_PENDING || row->pid <= 0 || row->settled)
         return row->outcome;
     if (kill(row->pid, 0) != 0 && errno == ESRCH)
         return JOURNAL_UNKNOWN;

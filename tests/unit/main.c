@@ -23,6 +23,7 @@ int main(void)
     srunner_add_suite(runner, seen_filter_suite());
     srunner_add_suite(runner, claim_table_suite());
     srunner_add_suite(runner, private_path_suite());
+    srunner_add_suite(runner, redis_url_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);

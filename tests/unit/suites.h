@@ -17,5 +17,6 @@ Suite *guard_suite(void);
 Suite *seen_filter_suite(void);
 Suite *claim_table_suite(void);
 Suite *private_path_suite(void);
+Suite *redis_url_suite(void);
 
 #endif
