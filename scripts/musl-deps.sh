@@ -1,7 +1,7 @@
 #!/bin/sh
-# musl-deps.sh CACHE - SQLite and OpenSSL's libcrypto for `make musl`.
+# musl-deps.sh CACHE - SQLite, OpenSSL's libcrypto and hiredis for `make musl`.
 #
-# Debian ships neither built for musl, so both are built here with
+# Debian ships none of them built for musl, so each is built here with
 # musl-gcc from Debian's own source packages (apt-get source; needs deb-src
 # lines in APT's sources, which .ci/run adds), as static position-independent
 # archives for linking into libretrysafe.so with their symbols hidden.
@@ -10,8 +10,8 @@
 # so a later run builds only what is missing (a cache made before a library
 # was added here gets just that one). Nothing third-party is committed.
 #
-# Writes CACHE/prefix/{include,lib}: sqlite3.h, openssl/*.h, libsqlite3.a,
-# libcrypto.a.
+# Writes CACHE/prefix/{include,lib}: sqlite3.h, openssl/*.h, hiredis/*.h,
+# libsqlite3.a, libcrypto.a, libhiredis.a.
 set -eu
 
 # Run from make, this inherits its command-line variables through MAKEFLAGS
@@ -29,7 +29,7 @@ die() { say "$*"; exit 1; }
 
 built() { [ -f "$prefix/lib/$1" ]; }
 
-built libsqlite3.a && built libcrypto.a && exit 0
+built libsqlite3.a && built libcrypto.a && built libhiredis.a && exit 0
 command -v musl-gcc >/dev/null || die "musl-gcc not found (apt-get install musl-tools)"
 command -v apt-get >/dev/null || die "apt-get not found: on Alpine, build with plain make"
 command -v dpkg-source >/dev/null || die "dpkg-source not found (apt-get install dpkg-dev)"
@@ -121,6 +121,30 @@ build_libcrypto() {
     say "libcrypto.a built"
 }
 
+# Only the synchronous client, which is all src/journal_redis.c uses: no
+# async.c and its event-loop adapters, no SSL. The headers go where Debian's
+# libhiredis-dev puts them (<hiredis/hiredis.h>), less async.h.
+# Debian's CVE-2021-32765 patch gives createArrayObject a size_t where
+# read.h's callback type still says int; newer gcc makes that an error by
+# default, so it stays a warning (Debian's own libhiredis builds the same).
+build_hiredis() {
+    cd "$src/hiredis"
+    objs=""
+    for f in hiredis net read sds alloc sockcompat; do
+        case $f in alloc|sockcompat) [ -f "$f.c" ] || continue ;; esac
+        musl-gcc -O2 -fPIC -Wno-error=incompatible-pointer-types \
+            -c "$f.c" -o "$f-musl.o"
+        objs="$objs $f-musl.o"
+    done
+    mkdir -p "$prefix/include/hiredis"
+    for h in hiredis.h read.h sds.h alloc.h sockcompat.h; do
+        if [ -f "$h" ]; then cp "$h" "$prefix/include/hiredis/"; fi
+    done
+    # shellcheck disable=SC2086 # $objs is a list of plain file names
+    install_archive libhiredis.a $objs
+}
+
 mkdir -p "$src"
 if ! built libsqlite3.a; then fetch sqlite3; (build_sqlite); fi
 if ! built libcrypto.a; then fetch openssl; (build_libcrypto); fi
+if ! built libhiredis.a; then fetch hiredis; (build_hiredis); fi
