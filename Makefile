@@ -30,8 +30,9 @@ LIBS    := -lsqlite3 -lcrypto -lhiredis -lpthread -ldl
 DEPS_CFLAGS :=
 TOOL_LDFLAGS :=
 CLIENT_LIBS := -lcurl -lpthread
-# The shim loads SQLite and libcrypto at its start, not at the process's
-# (src/lazy_deps.c): it links neither. The musl build links them in.
+# The shim loads SQLite and libcrypto at its start, not at the process's,
+# and hiredis when it needs it (src/lazy_deps.c): it links none of them.
+# The musl build links them in.
 LAZY_CFLAGS := -DRETRYSAFE_LAZY_DEPS
 SHIM_LIBS   := -lpthread -ldl
 
@@ -106,21 +107,22 @@ test: all $(BUILD)/tests/unit $(CLIENT_BIN) $(if $(HAVE_MUSL),musl)
 
 # make musl: build/musl/libretrysafe.so and build/musl/retrysafe for
 # musl-linked programs (Alpine), with Debian's musl-gcc. Debian has no musl
-# builds of SQLite or OpenSSL: scripts/musl-deps.sh builds them from
+# builds of SQLite, OpenSSL or hiredis: scripts/musl-deps.sh builds them from
 # Debian's source packages into MUSL_CACHE, outside the tree, once; they are
 # linked in statically and their symbols stay hidden (the version script and
 # --exclude-libs). The tool is a static binary. On Alpine itself, plain
 # `make` builds against Alpine's own packages.
 MUSL_CACHE ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/retrysafe/musl
 MUSL_DEPS  := $(MUSL_CACHE)/prefix
+MUSL_ARCHIVES := $(addprefix $(MUSL_DEPS)/lib/,libsqlite3.a libcrypto.a libhiredis.a)
 MUSL_CLIENTS := $(filter-out build/musl/clients/curl_post,\
                   $(CLIENT_SRC:tests/integration/clients/%.c=build/musl/clients/%))
 musl:
 	scripts/musl-deps.sh "$(MUSL_CACHE)"
 	$(MAKE) BUILD=build/musl CC=musl-gcc SANITIZE= DEPS_CFLAGS="-I$(MUSL_DEPS)/include" \
-	    LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \
+	    LIBS="$(MUSL_ARCHIVES) -lpthread" \
 	    TOOL_LDFLAGS=-static CLIENT_LIBS=-lpthread LAZY_CFLAGS= \
-	    SHIM_LIBS="$(MUSL_DEPS)/lib/libsqlite3.a $(MUSL_DEPS)/lib/libcrypto.a -lpthread" \
+	    SHIM_LIBS="$(MUSL_ARCHIVES) -lpthread" \
 	    build/musl/libretrysafe.so build/musl/retrysafe $(MUSL_CLIENTS)
 
 # make fuzz: the libFuzzer harnesses of tests/fuzz (see its README.md),

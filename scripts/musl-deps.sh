@@ -1,15 +1,17 @@
 #!/bin/sh
-# musl-deps.sh CACHE - SQLite and OpenSSL's libcrypto for `make musl`.
+# musl-deps.sh CACHE - SQLite, OpenSSL's libcrypto and hiredis for `make musl`.
 #
-# Debian ships neither built for musl, so both are built here with
+# Debian ships none of them built for musl, so each is built here with
 # musl-gcc from Debian's own source packages (apt-get source; needs deb-src
 # lines in APT's sources, which .ci/run adds), as static position-independent
 # archives for linking into libretrysafe.so with their symbols hidden.
-# Everything lives under CACHE, outside the source tree: a second run finds
-# CACHE/prefix/.built and does nothing. Nothing third-party is committed.
+# Everything lives under CACHE, outside the source tree. Each library is
+# built once: its archive, installed after its headers, says it is complete,
+# so a later run builds only what is missing (a cache made before a library
+# was added here gets just that one). Nothing third-party is committed.
 #
-# Writes CACHE/prefix/{include,lib}: sqlite3.h, openssl/*.h, libsqlite3.a,
-# libcrypto.a.
+# Writes CACHE/prefix/{include,lib}: sqlite3.h, openssl/*.h, hiredis/*.h,
+# libsqlite3.a, libcrypto.a, libhiredis.a.
 set -eu
 
 # Run from make, this inherits its command-line variables through MAKEFLAGS
@@ -25,11 +27,12 @@ jobs=$(nproc 2>/dev/null || echo 2)
 say() { printf 'musl-deps: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-[ -f "$prefix/.built" ] && exit 0
+built() { [ -f "$prefix/lib/$1" ]; }
+
+built libsqlite3.a && built libcrypto.a && built libhiredis.a && exit 0
 command -v musl-gcc >/dev/null || die "musl-gcc not found (apt-get install musl-tools)"
 command -v apt-get >/dev/null || die "apt-get not found: on Alpine, build with plain make"
 command -v dpkg-source >/dev/null || die "dpkg-source not found (apt-get install dpkg-dev)"
-command -v tclsh >/dev/null || die "tclsh not found: SQLite's amalgamation needs it (apt-get install tcl)"
 
 # Unpacks Debian's source package $1 into $src/$1: the newest version the
 # mirror serves in full (a security update's files may not be mirrored yet).
@@ -54,8 +57,19 @@ fetch() {
     die "could not download any version of $pkg's source"
 }
 
+# install_archive NAME OBJECT... - $prefix/lib/NAME from the objects, in one
+# rename: the archive's presence is what says the library is complete.
+install_archive() {
+    name=$1; shift
+    mkdir -p "$prefix/lib"
+    rm -f "$prefix/lib/$name.tmp"
+    ar rcs "$prefix/lib/$name.tmp" "$@"
+    mv "$prefix/lib/$name.tmp" "$prefix/lib/$name"
+    say "$name built"
+}
+
 build_sqlite() {
-    [ -f "$prefix/lib/libsqlite3.a" ] && return 0
+    command -v tclsh >/dev/null || die "tclsh not found: SQLite's amalgamation needs it (apt-get install tcl)"
     cd "$src/sqlite3"
     # The amalgamation is generated (tclsh) by the host's compiler; only
     # the library itself is compiled with musl-gcc.
@@ -63,10 +77,8 @@ build_sqlite() {
     musl-gcc -O2 -fPIC -DSQLITE_THREADSAFE=1 -DSQLITE_OMIT_LOAD_EXTENSION \
         -c sqlite3.c -o sqlite3-musl.o
     mkdir -p "$prefix/lib" "$prefix/include"
-    rm -f "$prefix/lib/libsqlite3.a"
-    ar rcs "$prefix/lib/libsqlite3.a" sqlite3-musl.o
     cp sqlite3.h "$prefix/include/"
-    say "libsqlite3.a built"
+    install_archive libsqlite3.a sqlite3-musl.o
 }
 
 # musl-gcc sees musl's headers only; OpenSSL also wants the kernel's
@@ -85,7 +97,6 @@ kernel_headers() {
 }
 
 build_libcrypto() {
-    [ -f "$prefix/lib/libcrypto.a" ] && return 0
     kh=$(kernel_headers)
     cd "$src/openssl"
     # Only libcrypto, and in it only what HMAC-SHA256 and the default
@@ -103,15 +114,37 @@ build_libcrypto() {
     make -j"$jobs" build_generated >/dev/null
     make -j"$jobs" libcrypto.a >/dev/null
     mkdir -p "$prefix/lib" "$prefix/include"
-    cp libcrypto.a "$prefix/lib/"
     rm -rf "$prefix/include/openssl"
     cp -r include/openssl "$prefix/include/"
+    cp libcrypto.a "$prefix/lib/libcrypto.a.tmp"
+    mv "$prefix/lib/libcrypto.a.tmp" "$prefix/lib/libcrypto.a"
     say "libcrypto.a built"
 }
 
+# Only the synchronous client, which is all src/journal_redis.c uses: no
+# async.c and its event-loop adapters, no SSL. The headers go where Debian's
+# libhiredis-dev puts them (<hiredis/hiredis.h>), less async.h.
+# Debian's CVE-2021-32765 patch gives createArrayObject a size_t where
+# read.h's callback type still says int; newer gcc makes that an error by
+# default, so it stays a warning (Debian's own libhiredis builds the same).
+build_hiredis() {
+    cd "$src/hiredis"
+    objs=""
+    for f in hiredis net read sds alloc sockcompat; do
+        case $f in alloc|sockcompat) [ -f "$f.c" ] || continue ;; esac
+        musl-gcc -O2 -fPIC -Wno-error=incompatible-pointer-types \
+            -c "$f.c" -o "$f-musl.o"
+        objs="$objs $f-musl.o"
+    done
+    mkdir -p "$prefix/include/hiredis"
+    for h in hiredis.h read.h sds.h alloc.h sockcompat.h; do
+        if [ -f "$h" ]; then cp "$h" "$prefix/include/hiredis/"; fi
+    done
+    # shellcheck disable=SC2086 # $objs is a list of plain file names
+    install_archive libhiredis.a $objs
+}
+
 mkdir -p "$src"
-fetch sqlite3
-fetch openssl
-(build_sqlite)
-(build_libcrypto)
-date > "$prefix/.built"
+if ! built libsqlite3.a; then fetch sqlite3; (build_sqlite); fi
+if ! built libcrypto.a; then fetch openssl; (build_libcrypto); fi
+if ! built libhiredis.a; then fetch hiredis; (build_hiredis); fi
