@@ -33,8 +33,9 @@ from harness import (PYTHON, assert_bytes, assert_tagged, client,
                      expected_key, musl, post_request, timeout)
 from test_guard import (BODY, FORM, PATH, PY_RAW, _answer_of, _assert_rows,
                         _finish, _key, _kill_mid_request, _problem, _raw,
-                        _raw_run, _request, _sent_keys, _split,
+                        _raw_popen, _raw_run, _request, _sent_keys, _split,
                         _values, assert_not_replay, assert_replay)
+from test_journal import PY_FORK
 
 P = "retrysafe:"
 WARNING = b"journal unusable"
@@ -139,9 +140,12 @@ def _files_under(*dirs):
 
 # Sends, for each path read from stdin, that file's bytes on a new
 # connection, reads the answer to the end of the stream, and prints one
-# JSON line: how long it took and the answer.
+# JSON line: how long it took and the answer. SIGPIPE kills it, as it
+# would a C program (python ignores it): the shim's writes to a Redis that
+# went away must not raise it in the host.
 PY_STEPS = r"""
-import json, socket, sys, time
+import json, signal, socket, sys, time
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 port = int(sys.argv[1])
 for line in sys.stdin:
     req = open(line.strip(), "rb").read()
@@ -273,6 +277,71 @@ def test_redis_retry_on_other_machine_replayed_c_client(ctx):
     _two_machines_replay(ctx, run)
 
 
+@timeout(30)
+def test_redis_large_binary_answer_replayed(ctx):
+    # A 600 KB answer with every byte value goes through Redis intact; one
+    # over RETRYSAFE_MAX_RESPONSE is kept without its body: the retry on
+    # the other machine is refused (409 too-large), not sent.
+    r = ctx.redis_server()
+    k = _server(ctx, payload_size=600000, chunked=True)
+    first = _raw(ctx, k, _guard(ctx, "a", k, r))
+    second = _raw(ctx, k, _guard(ctx, "b", k, r))
+    assert k.count == 1, "%d side effects" % k.count
+    assert len(first) > 600000, len(first)
+    assert_replay(first, second, "the 600 KB answer on machine b")
+
+    k = _server(ctx, payload_size=4096)
+    key = _key(k)
+    _raw(ctx, k, _guard(ctx, "a", k, r, max_response="1KiB"))
+    second = _raw(ctx, k, _guard(ctx, "b", k, r, max_response="1KiB"))
+    assert k.count == 1, "too large: %d side effects" % k.count
+    doc = _problem(second, "too-large", key, "the too-large answer")
+    assert doc.get("succeeded") is True and doc.get("original_status") == 200
+    _assert_rows(_rows(ctx, r, k.authority),
+                 [("completed", 200), ("refused", 409)], key)
+
+
+@timeout(20)
+def test_redis_window_ends_across_machines(ctx):
+    # RETRYSAFE_WINDOW=1s: the same request on another machine after the
+    # window is a new operation (generation 1, a new key), sent; within
+    # the window it would be a retry.
+    r = ctx.redis_server()
+    k = _server(ctx)
+    _raw(ctx, k, _guard(ctx, "a", k, r, window="1s"))
+    time.sleep(1.3)
+    second = _raw(ctx, k, _guard(ctx, "b", k, r, window="1s"))
+    k.wait_idle(10)
+    assert k.count == 2, "%d side effects" % k.count
+    assert_not_replay(second, "after the window")
+    keys = _sent_keys(k)
+    assert keys[0] == _key(k) and keys[1] != keys[0], keys
+    rows = _rows(ctx, r, k.authority)
+    assert [(row["key"], row["generation"], row["outcome"]) for row in rows] \
+        == [(keys[0], 0, "completed"), (keys[1], 1, "completed")], rows
+
+
+@timeout(20)
+def test_redis_fork_child_journals_on_its_own(ctx):
+    # A forked child does not use its parent's connection to Redis: the
+    # parent's and the child's requests each get their row.
+    r = ctx.redis_server()
+    s = ctx.recording_server()
+    p = ctx.python(PY_FORK, s.port, env=_shim(ctx, "a", s.authority,
+                                              r.url()))
+    assert p.stderr == b"", p.stderr[-800:]
+    ids = json.loads(p.stdout)
+    assert ids["status"] == 0, ids
+    sent = {q.target.decode(): q.header("Idempotency-Key").decode()
+            for q in s.wait_requests(3)}
+    rows = _rows(ctx, r, s.authority)
+    assert [(row["path"], row["pid"], row["key"], row["outcome"])
+            for row in rows] == [
+        ("/parent-1", ids["parent"], sent["/parent-1"], "completed"),
+        ("/child", ids["child"], sent["/child"], "completed"),
+        ("/parent-2", ids["parent"], sent["/parent-2"], "completed")], rows
+
+
 # -- 2. twins at once on several machines -------------------------------------
 
 # PY_RAW, started at the time (time.time()) in argv[3].
@@ -380,6 +449,24 @@ def test_redis_stopped_and_restarted_mid_run(ctx):
         % ([(row["key"], row["outcome"]) for row in rows], keys[6:]))
     assert all(row["outcome"] == "completed" and row["status"] == 200
                for row in rows), rows
+
+
+@timeout(20)
+def test_redis_scripts_flushed_under_a_live_process(ctx):
+    # SCRIPT FLUSH (or a failover to a server without the scripts) under a
+    # connected process: its next writes load them again, no warning.
+    r = ctx.redis_server()
+    s = ctx.recording_server()
+    steps = _Steps(ctx, s, _guard(ctx, "a", s, r))
+    steps.send("n=1")
+    _wait_for("the first row", lambda: _rows(ctx, r, s.authority))
+    assert r.cli("SCRIPT", "FLUSH") == b"OK"
+    steps.send("n=2")
+    keys = steps.assert_all_tagged()
+    _no_warning(steps.close(), "after SCRIPT FLUSH")
+    rows = _rows(ctx, r, s.authority)
+    assert [(row["key"], row["outcome"]) for row in rows] == [
+        (keys[0], "completed"), (keys[1], "completed")], rows
 
 
 @timeout(30)
@@ -758,6 +845,38 @@ def test_redis_killed_owner_lease_lapses_to_unknown(ctx):
     _assert_rows(_rows(ctx, r, k.authority),
                  [("unknown", None), ("refused", 409), ("refused", 409),
                   ("completed", 200)], key)
+
+
+# PY_RAW, waiting up to 60 s for the answer (its own gives up at 15 s).
+PY_RAW_PATIENT = PY_RAW.replace("timeout=15", "timeout=60")
+assert PY_RAW_PATIENT != PY_RAW
+
+
+@timeout(60)
+def test_redis_lease_renewed_while_request_in_flight(ctx):
+    # A live process whose request takes 20 s keeps its lease (15 s)
+    # renewed: at 16 s a twin on another machine still sees it in flight,
+    # waits for its answer and gets it replayed; no unknown outcome.
+    r = ctx.redis_server()
+    k = _server(ctx, delay=20.0)
+    key = _key(k)
+    a = _raw_popen(ctx, k, _guard(ctx, "a", k, r, wait="30s"),
+                   script=PY_RAW_PATIENT)
+    started = time.monotonic()
+    _wait_for("the request at the server", lambda: k.requests)
+    time.sleep(max(0.0, 16 - (time.monotonic() - started)))
+    leases = r.keys(P + "owner:*")
+    assert len(leases) == 1 and r.cli("PTTL", leases[0]) > 0, (
+        "16 s into its request, the live process's lease: %r" % leases)
+    b = _raw(ctx, k, _guard(ctx, "b", k, r, wait="30s"),
+             script=PY_RAW_PATIENT)
+    first = _finish(a, "machine a", timeout=30)
+    k.wait_idle(10)
+    assert k.count == 1 and _sent_keys(k) == [key], _sent_keys(k)
+    assert_bytes(_answer_of(k), first, "machine a received")
+    assert_replay(first, b, "the twin that waited on machine b")
+    _assert_rows(_rows(ctx, r, k.authority),
+                 [("completed", 200), ("replayed", 200)], key)
 
 
 def _hash(r, name):
