@@ -221,6 +221,15 @@ class _Steps:
                 for (body, raw), req in zip(self.sent, reqs)]
 
 
+def _steps_on_machine_a(ctx, **shim):
+    """Redis, a RecordingServer, and a long-running client on machine a
+    (the journal in that Redis; RETRYSAFE_<NAME> for each keyword)."""
+    r = ctx.redis_server()
+    s = ctx.recording_server()
+    return r, s, _Steps(ctx, s, _shim(ctx, "a", s.authority, r.url(),
+                                      **shim))
+
+
 # -- 1. a retry on another machine --------------------------------------------
 
 def _two_machines_replay(ctx, run):
@@ -418,9 +427,7 @@ def test_redis_stopped_and_restarted_mid_run(ctx):
     # back (empty: nothing is persisted). Every request reaches the server
     # tagged, one warning in all; once Redis is back (and the 3 s pause
     # after a failure has passed), rows are written again.
-    r = ctx.redis_server()
-    s = ctx.recording_server()
-    steps = _Steps(ctx, s, _shim(ctx, "a", s.authority, r.url()))
+    r, s, steps = _steps_on_machine_a(ctx)
     for i in range(3):
         steps.send("before=%d" % i)
     before = steps.assert_all_tagged()
@@ -455,9 +462,7 @@ def test_redis_stopped_and_restarted_mid_run(ctx):
 def test_redis_scripts_flushed_under_a_live_process(ctx):
     # SCRIPT FLUSH (or a failover to a server without the scripts) under a
     # connected process: its next writes load them again, no warning.
-    r = ctx.redis_server()
-    s = ctx.recording_server()
-    steps = _Steps(ctx, s, _guard(ctx, "a", s, r))
+    r, s, steps = _steps_on_machine_a(ctx, mode="guard")
     steps.send("n=1")
     _wait_for("the first row", lambda: _rows(ctx, r, s.authority))
     assert r.cli("SCRIPT", "FLUSH") == b"OK"
@@ -490,9 +495,7 @@ def test_redis_paused_request_still_goes_out(ctx):
     # Redis stops answering (SIGSTOP: connections are accepted, commands
     # never answered) under a guard-mode process that has used it: the
     # next request goes out tagged after the command timeout, not never.
-    r = ctx.redis_server()
-    s = ctx.recording_server()
-    steps = _Steps(ctx, s, _guard(ctx, "a", s, r))
+    r, s, steps = _steps_on_machine_a(ctx, mode="guard")
     steps.send("n=1")
     r.pause()
     seconds, answer = steps.send("n=2")
