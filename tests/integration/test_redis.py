@@ -756,6 +756,19 @@ def test_redis_tool_dump_stats_prune_forget_key(ctx):
 
 
 @timeout(20)
+def test_redis_tool_on_empty_journal(ctx):
+    # A Redis nothing was journaled in yet: no rows, no hosts, exit 0.
+    r = ctx.redis_server()
+    env = _tool_env(ctx, r)
+    for args in (["dump"], ["dump", "--json"], ["stats"], ["stats", "--json"],
+                 ["prune", "--older-than", "1s"]):
+        p = ctx.tool(*args, env=env)
+        lines = p.stdout.decode().splitlines()
+        assert p.stderr == b"" and len(lines) <= 1, (args, p)
+    assert ctx.dump(env=env) == [] and ctx.stats(env=env) == {}
+
+
+@timeout(20)
 def test_redis_tool_never_prints_password(ctx):
     # A refused login: every command says so (exit 2), and never quotes
     # the password, whether it came from RETRYSAFE_JOURNAL or --journal.
