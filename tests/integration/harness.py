@@ -458,6 +458,15 @@ class Context:
         self._cleanup.append(s.stop)
         return s
 
+    def redis_server(self, **kw):
+        """Debian's redis-server (servers.RedisServer), its files in
+        tmp/redis-N; Skip if it is not installed. Ended with the test."""
+        from servers import RedisServer
+        self._n += 1
+        s = RedisServer(os.path.join(self.tmp, "redis-%d" % self._n), **kw)
+        self._cleanup.append(s.stop)
+        return s
+
     def tls_env(self, env=None):
         """env (default ctx.env) plus SSL_CERT_FILE, REQUESTS_CA_BUNDLE and
         CURL_CA_BUNDLE naming the test CA."""

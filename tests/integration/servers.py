@@ -23,11 +23,17 @@ KeyServer        an HTTP API that honours idempotency keys the way Stripe
                  gets the stored answer without performing it. Without a key
                  every request performs it. An optional delay before the
                  work completes makes impatient clients time out and retry.
+
+RedisServer      Debian's redis-server (a subprocess, nothing persisted),
+                 for the journal in Redis: a password, ACL users, stop and
+                 start again on the same port, pause (SIGSTOP), and a small
+                 RESP client (cli) to look at what the shim stored.
 """
 
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import threading
@@ -929,6 +935,248 @@ class KeyServer:
     def stop(self):
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ---------------------------------------------------------------------------
+
+
+class RedisError(Exception):
+    """An error reply from Redis (its text)."""
+
+
+def _resp_command(args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class _RespReader:
+    """Reads RESP2 replies from a socket: bytes, int, list, None; an error
+    reply is returned as a RedisError (raised by the caller)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            self.buf += data
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _exactly(self, n):
+        while len(self.buf) < n + 2:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            self.buf += data
+        out, self.buf = self.buf[:n], self.buf[n + 2:]
+        return out
+
+    def reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            return RedisError(rest.decode(errors="replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exactly(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise ConnectionError("not a RESP reply: %r" % line[:100])
+
+
+class RedisServer:
+    """Debian's redis-server on 127.0.0.1:PORT (a free port), run in the
+    foreground as a subprocess with nothing persisted (--save '',
+    --appendonly no: a restart starts empty), its files in `directory`.
+
+    password  requirepass: the default user's password.
+    users     {name: password}: ACL users with every right (`user NAME on
+              >PASS ~* &* +@all`); without a password the default user is
+              then switched off, so that only they can log in.
+
+    url(...) is the journal location (redis://[user:password@]127.0.0.1:
+    PORT[/db], credentials %-encoded); cli(*args) runs one command as the
+    server's own administrator (the first user, else the password) and
+    returns its reply (bytes, int, list or None; RedisError for an error
+    reply). stop() ends it (start() runs it again on the same port), kill()
+    ends it with SIGKILL, pause() and resume() stop and continue it
+    (SIGSTOP, SIGCONT): it then accepts connections but never answers.
+
+    Raises harness.Skip when redis-server is not installed.
+    """
+
+    def __init__(self, directory, password=None, users=None):
+        import shutil
+        import subprocess
+        from harness import Skip
+        self._subprocess = subprocess
+        self.exe = shutil.which("redis-server") or (
+            "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server")
+            else None)
+        if self.exe is None:
+            raise Skip("redis-server not installed (apt-get install "
+                       "redis-server)")
+        self.dir = os.path.abspath(directory)
+        os.makedirs(self.dir, exist_ok=True)
+        self.log = os.path.join(self.dir, "redis.log")
+        self.password = password
+        self.users = dict(users or {})
+        self.proc = None
+        self.paused = False
+        last = ""
+        for _ in range(5):
+            self.port = _free_port()
+            last = self.start()
+            if last is None:
+                return
+        raise AssertionError("redis-server did not start: %s" % last)
+
+    def _argv(self):
+        argv = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.dir,
+                "--logfile", self.log, "--daemonize", "no",
+                "--databases", "16"]
+        if self.password is not None:
+            argv += ["--requirepass", self.password]
+        for name, pw in self.users.items():
+            argv += ["--user", name, "on", ">" + pw, "~*", "&*", "+@all"]
+        if self.users and self.password is None:
+            argv += ["--user", "default", "off"]
+        return argv
+
+    def start(self):
+        """Runs the server on self.port; None once it answers PING, else
+        why not (and it is not running)."""
+        env = {k: v for k, v in os.environ.items()
+               if k != "LD_PRELOAD" and not k.startswith("RETRYSAFE_")}
+        out = open(os.path.join(self.dir, "stdout.log"), "ab")
+        self.proc = self._subprocess.Popen(
+            self._argv(), stdin=self._subprocess.DEVNULL, stdout=out,
+            stderr=out, env=env, cwd=self.dir)
+        out.close()
+        self.paused = False
+        deadline = time.monotonic() + 5
+        why = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "exit %s: %s" % (self.proc.returncode, self.errors())
+            try:
+                if self.cli("PING", timeout=1) == b"PONG":
+                    return None
+            except (OSError, RedisError) as e:
+                why = "%s: %s" % (type(e).__name__, e)
+            time.sleep(0.02)
+        self.kill()
+        return "no PONG after 5 s (%s): %s" % (why, self.errors())
+
+    def errors(self):
+        """The end of the server's log."""
+        text = ""
+        for fn in (self.log, os.path.join(self.dir, "stdout.log")):
+            try:
+                with open(fn, "rb") as f:
+                    text += f.read().decode(errors="replace")
+            except OSError:
+                pass
+        return text[-1500:]
+
+    # -- where, and what is stored -----------------------------------------
+
+    def url(self, user=None, password=None, db=None, scheme="redis"):
+        """The journal location; by default with the server's own
+        credentials (the first ACL user, else the password)."""
+        from urllib.parse import quote
+        if user is None and password is None:
+            if self.users:
+                user, password = next(iter(self.users.items()))
+            else:
+                password = self.password
+        cred = ""
+        if password is not None:
+            cred = "%s:%s@" % (quote(user or "", safe=""),
+                               quote(password, safe=""))
+        return "%s://%s127.0.0.1:%d%s" % (scheme, cred, self.port,
+                                          "" if db is None else "/%d" % db)
+
+    def cli(self, *args, db=0, timeout=5.0):
+        """Runs one command (after AUTH, and SELECT db when not 0) on a
+        connection of its own; returns the reply, raises RedisError for an
+        error reply."""
+        sock = socket.create_connection(("127.0.0.1", self.port),
+                                        timeout=timeout)
+        try:
+            cmds = []
+            if self.users:
+                name, pw = next(iter(self.users.items()))
+                cmds.append(("AUTH", name, pw))
+            elif self.password is not None:
+                cmds.append(("AUTH", self.password))
+            if db:
+                cmds.append(("SELECT", db))
+            cmds.append(args)
+            sock.sendall(b"".join(_resp_command(c) for c in cmds))
+            reader = _RespReader(sock)
+            replies = [reader.reply() for _ in cmds]
+        finally:
+            sock.close()
+        for r in replies:
+            if isinstance(r, RedisError):
+                raise r
+        return replies[-1]
+
+    def keys(self, pattern="*", db=0):
+        """The names of the keys matching pattern, sorted (str)."""
+        return sorted(k.decode() for k in self.cli("KEYS", pattern, db=db))
+
+    # -- its life ---------------------------------------------------------
+
+    def pause(self):
+        """SIGSTOP: connections are still accepted (the kernel's backlog),
+        no command is answered."""
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def kill(self):
+        """SIGKILL, at once."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        """Ends the server (SIGTERM, SIGKILL after 3 s); start() runs it
+        again on the same port, empty."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if self.paused:
+            self.resume()
+        self.proc.terminate()
+        try:
+            self.proc.wait(3)
+        except self._subprocess.TimeoutExpired:
+            self.kill()
 
     def __enter__(self):
         return self
