@@ -56,7 +56,6 @@ struct rd {
     struct redis_url url;
     char where[320];          /* the location without credentials */
     redisContext *c;          /* NULL: not connected */
-    int64_t retry_at_ms;      /* monotonic: no new connection before */
     char sha[REDIS_SCRIPTS][41];
 };
 
@@ -95,6 +94,23 @@ static void owner_token(char out[33])
 
 /* ---- failures ---- */
 
+/* When the server last failed, for every connection of the process to
+ * it (the secret's, the journal's, the writer's): one that just failed
+ * is not asked again by another before REDIS_RETRY_MS. (A process has
+ * one journal location.) Atomic, not locked: a fork may come at any time. */
+static int64_t server_retry_at_ms;   /* monotonic */
+
+static void server_failed(void)
+{
+    __atomic_store_n(&server_retry_at_ms, clock_ms(CLOCK_MONOTONIC) + REDIS_RETRY_MS,
+                     __ATOMIC_RELAXED);
+}
+
+static int server_resting(void)
+{
+    return clock_ms(CLOCK_MONOTONIC) < __atomic_load_n(&server_retry_at_ms, __ATOMIC_RELAXED);
+}
+
 static int fail_io(struct rd *r, const char *what)
 {
     const char *why = r->c && r->c->errstr[0] ? r->c->errstr : "connection lost";
@@ -104,7 +120,7 @@ static int fail_io(struct rd *r, const char *what)
     if (r->c)
         redisFree(r->c);
     r->c = NULL;
-    r->retry_at_ms = clock_ms(CLOCK_MONOTONIC) + REDIS_RETRY_MS;
+    server_failed();
     return -1;
 }
 
@@ -213,7 +229,7 @@ static int connect_now(struct rd *r)
     if (!r->c) {
         journal_fail("%s Redis at %s: out of memory (or libhiredis not loaded)", what,
                      r->where);
-        r->retry_at_ms = clock_ms(CLOCK_MONOTONIC) + REDIS_RETRY_MS;
+        server_failed();
         return -1;
     }
     if (r->c->err)
@@ -243,7 +259,7 @@ static int connect_now(struct rd *r)
          * once would be refused the same way. */
         redisFree(r->c);
         r->c = NULL;
-        r->retry_at_ms = clock_ms(CLOCK_MONOTONIC) + REDIS_RETRY_MS;
+        server_failed();
     }
     return rc;
 }
@@ -252,8 +268,7 @@ static int connected(struct rd *r)
 {
     if (r->c)
         return 0;
-    int64_t now = clock_ms(CLOCK_MONOTONIC);
-    if (now < r->retry_at_ms)
+    if (server_resting())
         return journal_fail("Redis at %s failed less than %d ms ago; not trying "
                             "again yet", r->where, REDIS_RETRY_MS);
     return connect_now(r);
@@ -488,7 +503,7 @@ static void *rd_open(const char *location, int create)
     }
     struct pipe_guard g;
     pipe_guard_on(&g);
-    int rc = connect_now(r);
+    int rc = connected(r);
     pipe_guard_off(&g);
     if (rc < 0) {
         rd_close(r);

@@ -259,7 +259,8 @@ int rd_each(void *state, const struct journal_filter *f,
         rows.v[kept++] = rows.v[i];
     }
     rows.n = kept;
-    qsort(rows.v, rows.n, sizeof(*rows.v), by_time);
+    if (rows.n > 1)
+        qsort(rows.v, rows.n, sizeof(*rows.v), by_time);
     size_t first = f->limit > 0 && (size_t)f->limit < rows.n ? rows.n - (size_t)f->limit : 0;
     for (size_t i = first; i < rows.n; i++)
         if (fn(ctx, &rows.v[i].r))
@@ -288,7 +289,8 @@ int rd_stats(void *state, int (*fn)(void *ctx, const struct journal_host_stats *
         rows_free(&rows);
         return -1;
     }
-    qsort(rows.v, rows.n, sizeof(*rows.v), by_host_key);
+    if (rows.n > 1)
+        qsort(rows.v, rows.n, sizeof(*rows.v), by_host_key);
     struct journal_host_stats h;
     for (size_t i = 0; i < rows.n;) {
         memset(&h, 0, sizeof(h));

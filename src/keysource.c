@@ -80,12 +80,14 @@ static struct key_ctx *shared_keys(const char *location, char *err, size_t err_s
     return keys;
 }
 
-struct key_ctx *keysource_open(const struct config *cfg, char *err, size_t err_size)
+struct key_ctx *keysource_open(const struct config *cfg, const char *journal, char *err,
+                               size_t err_size)
 {
     if (cfg->secret)
         return keys_of(cfg->secret, err, err_size);
     char location[4096];
-    if (location_journal(cfg->journal, location, sizeof(location)) == LOCATION_FOUND &&
+    if (location_journal(journal ? journal : cfg->journal, location, sizeof(location)) ==
+            LOCATION_FOUND &&
         journal_scheme_len(location) > 0)
         return shared_keys(location, err, err_size);
     return keysource_open_local(err, err_size);

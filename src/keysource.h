@@ -10,8 +10,10 @@
 #include "config.h"
 #include "key.h"
 
-/* NULL on failure, with the reason in err. */
-struct key_ctx *keysource_open(const struct config *cfg, char *err, size_t err_size);
+/* journal: the journal's location if not cfg's (the tool's --journal), or
+ * NULL. NULL on failure, with the reason in err. */
+struct key_ctx *keysource_open(const struct config *cfg, const char *journal, char *err,
+                               size_t err_size);
 
 /* Keyed with the user's own secret file, whatever cfg says: the shim's
  * fallback when the journal's server cannot be asked. */

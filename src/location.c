@@ -6,6 +6,7 @@
 
 #include "journal.h"
 #include "private_path.h"
+#include "redis_url.h"
 #include "secret.h"
 
 static int fits(int n, size_t size)
@@ -34,4 +35,17 @@ int location_journal_private(const char *path, char *err, size_t err_size)
         return 0;
     snprintf(err, err_size, "refusing journal %s: %s", path, why);
     return -1;
+}
+
+void location_describe(const char *location, char *out, size_t size)
+{
+    size_t scheme = journal_scheme_len(location);
+    struct redis_url url;
+    char err[8];
+    if (scheme == 0)
+        snprintf(out, size, "%s", location);
+    else if (redis_url_parse(location, &url, err, sizeof(err)) == 0)
+        redis_url_describe(&url, out, size);
+    else
+        snprintf(out, size, "%.*s://(a malformed location)", (int)scheme, location);
 }

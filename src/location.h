@@ -20,4 +20,8 @@ enum location_kind location_journal(const char *configured, char *out, size_t si
  * what is missing and again after. */
 int location_journal_private(const char *path, char *err, size_t err_size);
 
+/* location as messages may show it: a path as it is; a server's URL
+ * without its user and password ("redis://host:6379/1"). */
+void location_describe(const char *location, char *out, size_t size);
+
 #endif

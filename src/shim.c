@@ -119,7 +119,7 @@ static struct key_ctx *open_keys(void)
                  location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND &&
                  journal_scheme_len(location) > 0;
     if (!server || lazy_deps_load_hiredis(err, sizeof(err)) == 0)
-        keys = keysource_open(&config, err, sizeof(err));
+        keys = keysource_open(&config, NULL, err, sizeof(err));
     if (!keys && server) {
         log_msg(CONFIG_LOG_WARN, "%s; keys come from this machine's own secret, which "
                 "other machines do not share (set RETRYSAFE_SECRET on every machine)",

@@ -66,7 +66,8 @@ int cmd_forget(int argc, char **argv)
     int attempts = 0, answers = 0;
     /* The slot first: a retry in between would journal the dead claim as
      * unknown after the barrier the journal is about to set. */
-    int unjournaled = forget_dead_claim(path, key);
+    /* A journal in a server has no claim table beside it. */
+    int unjournaled = journal_scheme_len(path) == 0 && forget_dead_claim(path, key);
     int rc = journal_forget(j, key, &attempts, &answers);
     int known = attempts > 0 || answers > 0 || unjournaled;
     if (rc != 0)

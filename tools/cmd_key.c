@@ -71,16 +71,18 @@ static struct journal *open_if_present(const char *option, const char *configure
     char path[PATH_MAX], err[512];
     struct stat st;
     if (location_journal(option ? option : configured, path, sizeof(path)) != LOCATION_FOUND ||
-        stat(path, &st) != 0)
+        (journal_scheme_len(path) == 0 && stat(path, &st) != 0))
         return NULL;
     /* A journal the shim refuses is one it does not use: its requests are
      * first attempts, and so is this one. */
     struct journal *j = NULL;
     if (location_journal_private(path, err, sizeof(err)) == 0)
         j = journal_open(path, 0, err, sizeof(err));
+    char shown[PATH_MAX];
+    location_describe(path, shown, sizeof(shown));
     if (!j)
         fprintf(stderr, "retrysafe: warning: journal %s not used (%s); "
-                "assuming a first attempt\n", path, err);
+                "assuming a first attempt\n", shown, err);
     return j;
 }
 
@@ -132,7 +134,7 @@ int cmd_key(int argc, char **argv)
     int status = 2;
     char err[512];
     struct window w = { open_if_present(journal_path, cfg.journal), (int64_t)cfg.window_ms };
-    struct key_ctx *keys = keysource_open(&cfg, err, sizeof(err));
+    struct key_ctx *keys = keysource_open(&cfg, journal_path, err, sizeof(err));
     if (!keys) {
         tool_error("key: %s", err);
         goto out;

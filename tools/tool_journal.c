@@ -36,7 +36,7 @@ static struct journal *open_journal(const char *option, char *path, size_t size,
         break;
     }
     struct stat st;
-    if (strncmp(path, "redis://", 8) != 0 && stat(path, &st) != 0) {
+    if (journal_scheme_len(path) == 0 && stat(path, &st) != 0) {
         tool_error("no journal at %s: %s (nothing recorded yet?)", path, strerror(errno));
         return NULL;
     }
@@ -50,8 +50,10 @@ static struct journal *open_journal(const char *option, char *path, size_t size,
                 "anyway\n", err);
     }
     struct journal *j = journal_open(path, 0, err, sizeof(err));
+    char shown[PATH_MAX];
+    location_describe(path, shown, sizeof(shown));
     if (!j)
-        tool_error("cannot open the journal %s: %s", path, err);
+        tool_error("cannot open the journal %s: %s", shown, err);
     return j;
 }
 
