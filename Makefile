@@ -30,11 +30,13 @@ LIBS    := -lsqlite3 -lcrypto -lhiredis -lpthread -ldl
 DEPS_CFLAGS :=
 TOOL_LDFLAGS :=
 CLIENT_LIBS := -lcurl -lpthread
-# The shim loads SQLite and libcrypto at its start, not at the process's,
-# and hiredis when it needs it (src/lazy_deps.c): it links none of them.
-# The musl build links them in.
+# The shim loads SQLite and libcrypto at its start, not at the process's
+# (src/lazy_deps.c): it links neither. hiredis it carries inside, a static
+# copy with its symbols hidden: a dlopen()ed libhiredis would bind its own
+# internal calls to whatever hiredis the host already has (redis-cli's
+# 1.x, say), and crash. The musl build links all three in.
 LAZY_CFLAGS := -DRETRYSAFE_LAZY_DEPS
-SHIM_LIBS   := -lpthread -ldl
+SHIM_LIBS   := $(shell $(CC) -print-file-name=libhiredis.a) -lpthread -ldl
 
 # The core: every module the shim and the tool share. Hooks, the fd table
 # and the real-symbol lookup exist only in the preloaded library.

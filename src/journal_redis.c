@@ -7,9 +7,12 @@
  * Fail open, always: a Redis server that is down, slow or restarting must
  * cost a request its record, never the request. Every command waits at
  * most REDIS_COMMAND_TIMEOUT_MS (a connection REDIS_CONNECT_TIMEOUT_MS);
- * after a failure the connection is dropped and, for REDIS_RETRY_MS, calls
+ * after a failure the connection is dropped and, for REDIS_RETRY_MS
+ * (doubled after each failure in a row, up to REDIS_RETRY_MAX_MS), calls
  * fail at once rather than each wait again; the next call after that
- * connects anew. The shim warns once and goes on tagging.
+ * connects anew. A connection the server closed while it sat idle (its
+ * `timeout` setting) is noticed before use and replaced at once. The
+ * shim warns once and goes on tagging.
  *
  * An attempt in flight belongs to its process through a lease (P owner:
  * TOKEN, REDIS_LEASE_MS) that every write renews, and that the writer
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,10 +45,14 @@ enum {
     REDIS_CONNECT_TIMEOUT_MS = 1000,
     REDIS_COMMAND_TIMEOUT_MS = JOURNAL_BUSY_TIMEOUT_MS,
     REDIS_RETRY_MS = 3000,
+    REDIS_RETRY_MAX_MS = 30000,
     REDIS_LEASE_MS = 15000,
     /* How long answers and keys are kept when the attempt names no
      * window (the tool's writes). */
     REDIS_DEFAULT_TTL_MS = 24 * 3600 * 1000,
+    /* A window's TTL is at most this (ten years): the scripts write every
+     * number with Lua's tostring(), exact only below 10^14. */
+    REDIS_MAX_TTL_MS_DIV_1000 = 10 * 365 * 24 * 3600,
     /* How often guard mode's claim looks again when its record lost a
      * race with another writer of the same key, before it gives up. */
     REDIS_CLAIM_TRIES = 50,
@@ -96,19 +104,49 @@ static void owner_token(char out[33])
 
 /* When the server last failed, for every connection of the process to
  * it (the secret's, the journal's, the writer's): one that just failed
- * is not asked again by another before REDIS_RETRY_MS. (A process has
- * one journal location.) Atomic, not locked: a fork may come at any time. */
+ * is not asked again by another before the rest is over: REDIS_RETRY_MS,
+ * doubled after each failure in a row, up to REDIS_RETRY_MAX_MS. The
+ * server is known by a hash of its location: the shim has one, the tool
+ * and the tests may try several. Atomics, not a lock: a fork may come at
+ * any time, and a torn pair costs at most one needless wait. */
 static int64_t server_retry_at_ms;   /* monotonic */
+static uint64_t server_resting_hash; /* the server resting */
+static int server_failures;          /* in a row */
 
-static void server_failed(void)
+static uint64_t hash_of(const char *where)
 {
-    __atomic_store_n(&server_retry_at_ms, clock_ms(CLOCK_MONOTONIC) + REDIS_RETRY_MS,
+    uint64_t h = 14695981039346656037ull;   /* FNV-1a */
+    for (; *where; where++)
+        h = (h ^ (unsigned char)*where) * 1099511628211ull;
+    return h;
+}
+
+static int server_resting(const struct rd *r);
+
+static void server_failed(const struct rd *r)
+{
+    /* Connections that fail together (the writer's beside a request's)
+     * are one failure, not several in a row. */
+    if (server_resting(r))
+        return;
+    __atomic_store_n(&server_resting_hash, hash_of(r->where), __ATOMIC_RELAXED);
+    int n = __atomic_add_fetch(&server_failures, 1, __ATOMIC_RELAXED);
+    int64_t rest = (int64_t)REDIS_RETRY_MS << (n < 5 ? n - 1 : 4);
+    if (rest > REDIS_RETRY_MAX_MS)
+        rest = REDIS_RETRY_MAX_MS;
+    __atomic_store_n(&server_retry_at_ms, clock_ms(CLOCK_MONOTONIC) + rest,
                      __ATOMIC_RELAXED);
 }
 
-static int server_resting(void)
+static void server_answered(void)
 {
-    return clock_ms(CLOCK_MONOTONIC) < __atomic_load_n(&server_retry_at_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&server_failures, 0, __ATOMIC_RELAXED);
+}
+
+static int server_resting(const struct rd *r)
+{
+    return __atomic_load_n(&server_resting_hash, __ATOMIC_RELAXED) == hash_of(r->where) &&
+           clock_ms(CLOCK_MONOTONIC) < __atomic_load_n(&server_retry_at_ms, __ATOMIC_RELAXED);
 }
 
 static int fail_io(struct rd *r, const char *what)
@@ -120,7 +158,7 @@ static int fail_io(struct rd *r, const char *what)
     if (r->c)
         redisFree(r->c);
     r->c = NULL;
-    server_failed();
+    server_failed(r);
     return -1;
 }
 
@@ -229,7 +267,7 @@ static int connect_now(struct rd *r)
     if (!r->c) {
         journal_fail("%s Redis at %s: out of memory (or libhiredis not loaded)", what,
                      r->where);
-        server_failed();
+        server_failed(r);
         return -1;
     }
     if (r->c->err)
@@ -254,23 +292,39 @@ static int connect_now(struct rd *r)
         rc = load_scripts(r);
     if (rc == 0)
         rc = check_schema(r);
+    if (rc == 0)
+        server_answered();
     if (rc < 0 && r->c) {
         /* Refused (a wrong password, a foreign journal): asking again at
          * once would be refused the same way. */
         redisFree(r->c);
         r->c = NULL;
-        server_failed();
+        server_failed(r);
     }
     return rc;
 }
 
+/* Whether the server closed the connection while it sat idle (its
+ * `timeout`, a restart), or left bytes nobody asked for: found before a
+ * command is sent into it and lost. One system call, no round trip. */
+static int closed_by_server(const struct rd *r)
+{
+    char byte;
+    ssize_t n = recv(r->c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static int connected(struct rd *r)
 {
-    if (r->c)
+    if (r->c && !closed_by_server(r))
         return 0;
-    if (server_resting())
-        return journal_fail("Redis at %s failed less than %d ms ago; not trying "
-                            "again yet", r->where, REDIS_RETRY_MS);
+    if (r->c) {
+        redisFree(r->c);
+        r->c = NULL;
+    }
+    if (server_resting(r))
+        return journal_fail("Redis at %s failed moments ago (the first failure "
+                            "says why); not asking it again yet", r->where);
     return connect_now(r);
 }
 
@@ -372,17 +426,29 @@ static void add_int(struct args *a, int64_t v)
 
 /* ---- scripts ---- */
 
-/* Starts a script's arguments: EVALSHA, its SHA1, no KEYS, the prefix and
- * the log's cap (journal_redis_lua.c). */
+/* An epoch for a server that has none (journal_redis_lua.c): random,
+ * 1 to 2^20 - 1, so that it fits an id's top bits (id_of). */
+static int64_t epoch_proposal(void)
+{
+    unsigned v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+        v = (unsigned)clock_ms(CLOCK_MONOTONIC) ^ (unsigned)getpid() << 8;
+    v &= (1u << 20) - 1;
+    return v ? v : 1;
+}
+
+/* Starts a script's arguments: EVALSHA, its SHA1, no KEYS, the prefix,
+ * the log's cap and an epoch proposal (journal_redis_lua.c). */
 static int script_args(struct args *a, int more)
 {
-    if (args_room(a, 5 + more) < 0)
+    if (args_room(a, 6 + more) < 0)
         return -1;
     add_text(a, "EVALSHA");
     add_text(a, "");          /* the SHA1: known only once connected */
     add_text(a, "0");
     add_text(a, REDIS_PREFIX);
     add_text(a, REDIS_LOG_CAP);
+    add_int(a, epoch_proposal());
     return 0;
 }
 
@@ -516,7 +582,8 @@ static void *rd_open(const char *location, int create)
 
 static int64_t ttl_of(const struct journal_attempt *a)
 {
-    return a->window_ms > 0 ? a->window_ms : REDIS_DEFAULT_TTL_MS;
+    const int64_t max = (int64_t)REDIS_MAX_TTL_MS_DIV_1000 * 1000;
+    return a->window_ms <= 0 ? REDIS_DEFAULT_TTL_MS : a->window_ms < max ? a->window_ms : max;
 }
 
 static void add_begin(struct args *a, const struct journal_attempt *at,
@@ -540,7 +607,7 @@ static void add_begin(struct args *a, const struct journal_attempt *at,
     add_int(a, ttl_of(at));
 }
 
-enum { BEGIN_ARGS = 16, FINISH_ARGS = 6, ANSWER_ARGS = 8 };
+enum { BEGIN_ARGS = 16, FINISH_ARGS = 7, ANSWER_ARGS = 9 };
 
 static int valid_outcome(enum journal_outcome outcome)
 {
@@ -564,8 +631,9 @@ static int add_op(struct args *a, const struct journal_op *ops, const struct jou
         if (args_room(a, FINISH_ARGS) < 0)
             return -1;
         add_text(a, "F");
-        add_int(a, op->id);
+        add_int(a, rd_id_number(op->id));
         add_int(a, op->ref);
+        add_int(a, rd_id_epoch(op->id));
         add_text(a, journal_outcome_name(op->outcome));
         add_int(a, op->status);
         add_int(a, op->duration_ms);
@@ -574,8 +642,9 @@ static int add_op(struct args *a, const struct journal_op *ops, const struct jou
         if (args_room(a, ANSWER_ARGS) < 0)
             return -1;
         add_text(a, "A");
-        add_int(a, op->id);
+        add_int(a, rd_id_number(op->id));
         add_int(a, op->ref);
+        add_int(a, rd_id_epoch(op->id));
         add_int(a, op->status);
         add_int(a, op->duration_ms);
         add_int(a, op->too_large != 0);
@@ -624,7 +693,7 @@ static int apply_ops(struct rd *r, struct journal_op *ops, size_t n,
     rc = 0;
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = reply->element[i];
-        int64_t id = integer_at(e, 0);
+        int64_t id = integer_at(e, 0) ? rd_id_of(integer_at(e, 2), integer_at(e, 0)) : 0;
         if (ops[i].kind == JOURNAL_OP_BEGIN)
             ops[i].id = id;
         else if (id == 0)

@@ -22,6 +22,25 @@ enum redis_script {
 };
 extern const char *const redis_scripts[REDIS_SCRIPTS];
 
+/* An attempt's id, as the journal's callers know it: its epoch (see
+ * journal_redis_lua.c) in the top bits, its number below. */
+enum { RD_ID_NUMBER_BITS = 40 };
+
+static inline int64_t rd_id_of(int64_t epoch, int64_t number)
+{
+    return epoch << RD_ID_NUMBER_BITS | number;
+}
+
+static inline int64_t rd_id_number(int64_t id)
+{
+    return id & (((int64_t)1 << RD_ID_NUMBER_BITS) - 1);
+}
+
+static inline int64_t rd_id_epoch(int64_t id)
+{
+    return id >> RD_ID_NUMBER_BITS;
+}
+
 /* One connection's state (journal_redis.c). */
 struct rd;
 struct redisReply;

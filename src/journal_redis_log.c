@@ -5,7 +5,9 @@
  * its fields) and "f" when it ends (outcome, status, duration). Reading
  * folds them into rows: an attempt's row is its "b" with its latest "f"
  * applied. Ids grow with the stream (both are written by the same
- * script, one at a time), so a row is found by bisection. An "f" whose
+ * script, one at a time, and the epoch in an id's top bits changes only
+ * when the data, the stream with it, was lost), so a row is found by
+ * bisection. An "f" whose
  * "b" was trimmed off the front of the stream is dropped with it.
  */
 #include "journal_redis.h"
@@ -109,7 +111,8 @@ static int add_row(struct rows *rows, const redisReply *fields)
         p += len + 1;
     }
     row->r = (struct journal_row){
-        .id = number(fields, "id"), .time_ms = number(fields, "t"),
+        .id = rd_id_of(number(fields, "ep"), number(fields, "id")),
+        .time_ms = number(fields, "t"),
         .pid = (int)number(fields, "pid"),
         .exe = at[0], .method = at[1], .host = at[2], .path = at[3], .key = at[4],
         .fingerprint = at[5],
@@ -132,7 +135,7 @@ static int add_row(struct rows *rows, const redisReply *fields)
 
 static void apply_end(struct rows *rows, const redisReply *fields)
 {
-    struct row *row = find(rows, number(fields, "id"));
+    struct row *row = find(rows, rd_id_of(number(fields, "ep"), number(fields, "id")));
     if (!row)
         return;
     row->r.outcome = outcome_of(fields);

@@ -8,7 +8,8 @@
  *   P id            counter: attempt ids
  *   P log           stream: the attempt log, capped; "e" = "b" (an attempt
  *                   began: all its fields, w its owner) or "f" (it ended:
- *                   o, s, d)
+ *                   o, s, d); "ep": the epoch of its id
+ *   P epoch         see PRELUDE
  *   P k:KEY         hash: the key's state. n: its highest attempt number;
  *                   b: n when it was last forgotten; f: the first attempt's
  *                   time since then; u: attempts since then whose outcome
@@ -18,7 +19,8 @@
  *   P a:KEY         hash: the key's final answer (n, s, big, b), expiring
  *                   with the window
  *   P att:ID        hash: an attempt in flight (k, n, w: its window, o:
- *                   its owner), until it ends
+ *                   its owner, e: its epoch, l: its lease lapsed), until
+ *                   it ends
  *   P op:FP16       hash: the newest generation of a fingerprint (g) and
  *                   its first attempt's time (t): the window's state
  *   P owner:TOKEN   a process's lease: while it exists, the process's
@@ -28,45 +30,64 @@
  *
  * A script names the keys it builds from its arguments rather than in
  * KEYS: fine on one Redis server (or a primary with replicas), not on a
- * Redis Cluster, which the README says.
+ * Redis Cluster (README, Limits).
  */
 #include "journal_redis.h"
 
-/* What every script shares: P, the log, and how an attempt in flight
- * ends. ARGV[1] is always the prefix and ARGV[2] the log's cap. */
+/* What every script shares: P, the log, the epoch, and how an attempt in
+ * flight ends. ARGV[1] is always the prefix, ARGV[2] the log's cap and
+ * ARGV[3] an epoch to use if the server has none: a random number that
+ * the server's data keeps (P epoch) and loses with it. Attempt ids are
+ * counted from 1 again after such a loss; a process still holding an id
+ * from before must not end someone else's attempt with it, so an attempt
+ * is named by its epoch and its number (journal_redis.c joins them in one
+ * id). Every number a script passes to Redis stays below 10^14, where
+ * Lua's tostring() writes it exactly (journal_redis.c bounds the window). */
 #define PRELUDE \
     "local P, cap = ARGV[1], ARGV[2]\n" \
+    "local epoch = redis.call('GET', P..'epoch')\n" \
+    "if not epoch then\n" \
+    "  epoch = ARGV[3]\n" \
+    "  redis.call('SET', P..'epoch', epoch)\n" \
+    "end\n" \
     "local function log(...)\n" \
-    "  redis.call('XADD', P..'log', 'MAXLEN', '~', cap, '*', ...)\n" \
+    "  redis.call('XADD', P..'log', 'MAXLEN', '~', cap, '*', 'ep', epoch, ...)\n" \
     "end\n" \
     "local function keep(k, ttl)\n" \
-    "  local left = redis.call('PTTL', k)\n" \
-    "  if left < ttl then redis.call('PEXPIRE', k, ttl) end\n" \
+    "  if redis.call('PTTL', k) < ttl then redis.call('PEXPIRE', k, ttl) end\n" \
     "end\n" \
-    /* The attempt id, in flight for key with owner, ends with outcome:
-     * it leaves the key's flights (an unknown outcome is counted only if
-     * it was still there: not when forgotten or already counted). */ \
-    "local function ended(id, key, owner, o, s, d)\n" \
-    "  if key ~= '' then\n" \
-    "    local kh = P..'k:'..key\n" \
-    "    if redis.call('HDEL', kh, 'p:'..id) == 1 and o == 'unknown' then\n" \
+    /* Attempt id (a: its key, owner, number n, and whether its lease
+     * lapsed) ends with outcome o: it leaves the key's flights. An unknown
+     * outcome is counted if it was still there (not forgotten, not already
+     * counted); a real one that comes after its lease lapsed takes back
+     * the unknown the lapse counted. */ \
+    "local function ended(id, a, o, s, d)\n" \
+    "  if a.key ~= '' then\n" \
+    "    local kh = P..'k:'..a.key\n" \
+    "    local flying = redis.call('HDEL', kh, 'p:'..id) == 1\n" \
+    "    if flying and o == 'unknown' then\n" \
     "      redis.call('HINCRBY', kh, 'u', 1)\n" \
+    "    elseif not flying and a.lapsed and o ~= 'unknown' and o ~= 'pending'\n" \
+    "           and a.n > tonumber(redis.call('HGET', kh, 'b') or '0')\n" \
+    "           and tonumber(redis.call('HGET', kh, 'u') or '0') > 0 then\n" \
+    "      redis.call('HINCRBY', kh, 'u', -1)\n" \
     "    end\n" \
     "    redis.call('HINCRBY', kh, 'v', 1)\n" \
     "  end\n" \
-    "  if owner then redis.call('SREM', P..'pend:'..owner, id) end\n" \
+    "  if a.owner then redis.call('SREM', P..'pend:'..a.owner, id) end\n" \
     "  log('e', 'f', 'id', id, 'o', o, 's', s, 'd', d)\n" \
     "end\n"
 
-/* ARGV: P, cap, owner, owner's pid, lease ms, expected key ("" for none),
- * its expected v, then the ops (journal_redis.h). Returns {id, attempt}
- * per op ({0, 0}: its attempt is gone), or {-1} when the expected key's
- * v changed: nothing was written. */
+/* ARGV: P, cap, epoch, owner, owner's pid, lease ms, expected key ("" for
+ * none), its expected v, then the ops (journal_redis.h; an op on an
+ * attempt names it by number and epoch). Returns {id, attempt, epoch} per
+ * op ({0, 0, 0}: its attempt is gone), or {-1} when the expected key's v
+ * changed: nothing was written. */
 static const char apply_script[] = PRELUDE
-    "local owner, opid, lease = ARGV[3], ARGV[4], tonumber(ARGV[5])\n"
-    "if ARGV[6] ~= '' then\n"
-    "  local v = redis.call('HGET', P..'k:'..ARGV[6], 'v') or '0'\n"
-    "  if v ~= ARGV[7] then return {-1} end\n"
+    "local owner, opid, lease = ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
+    "if ARGV[7] ~= '' then\n"
+    "  local v = redis.call('HGET', P..'k:'..ARGV[7], 'v') or '0'\n"
+    "  if v ~= ARGV[8] then return {-1} end\n"
     "end\n"
     "redis.call('SET', P..'owner:'..owner, opid, 'PX', lease)\n"
     "local function begin(i)\n"
@@ -84,12 +105,14 @@ static const char apply_script[] = PRELUDE
     "    redis.call('HINCRBY', kh, 'v', 1)\n"
     "    keep(kh, ttl)\n"
     "  end\n"
+    /* In flight for at least a day, however short the window: its
+     * outcome must find it. */
     "  if o == 'pending' then\n"
     "    local ah = P..'att:'..id\n"
-    "    redis.call('HSET', ah, 'k', key, 'n', n, 'w', ttl, 'o', owner)\n"
-    "    redis.call('PEXPIRE', ah, ttl)\n"
+    "    redis.call('HSET', ah, 'k', key, 'n', n, 'w', ttl, 'o', owner, 'e', epoch)\n"
+    "    redis.call('PEXPIRE', ah, math.max(ttl, 86400000))\n"
     "    redis.call('SADD', P..'pend:'..owner, id)\n"
-    "    keep(P..'pend:'..owner, ttl)\n"
+    "    keep(P..'pend:'..owner, math.max(ttl, 86400000))\n"
     "  end\n"
     /* The window: a newer generation replaces the stored one; the same
      * one may only move its first attempt earlier. */
@@ -108,13 +131,14 @@ static const char apply_script[] = PRELUDE
     "      'len', len, 'o', o, 's', s, 'd', d)\n"
     "  return id, {key = key, n = n, ttl = ttl, owner = owner}\n"
     "end\n"
-    "local function attempt_of(id)\n"
-    "  local a = redis.call('HMGET', P..'att:'..id, 'k', 'n', 'w', 'o')\n"
-    "  if not a[1] then return nil end\n"
-    "  return {key = a[1], n = tonumber(a[2]), ttl = tonumber(a[3]), owner = a[4]}\n"
+    "local function attempt_of(id, of_epoch)\n"
+    "  local a = redis.call('HMGET', P..'att:'..id, 'k', 'n', 'w', 'o', 'e', 'l')\n"
+    "  if not a[1] or a[5] ~= of_epoch then return nil end\n"
+    "  return {key = a[1], n = tonumber(a[2]), ttl = tonumber(a[3]), owner = a[4],\n"
+    "          lapsed = a[6] == '1'}\n"
     "end\n"
-    /* The answer of attempt id (a: its attempt) is kept for its key,
-     * unless the key was forgotten since or a newer attempt's is kept. */
+    /* The answer of attempt a is kept for its key, unless the key was
+     * forgotten since or a newer attempt's is kept. */
     "local function keep_answer(a, s, big, bytes)\n"
     "  local kh, anh = P..'k:'..a.key, P..'a:'..a.key\n"
     "  local barrier = tonumber(redis.call('HGET', kh, 'b') or '0')\n"
@@ -125,43 +149,47 @@ static const char apply_script[] = PRELUDE
     "  redis.call('PEXPIRE', anh, a.ttl)\n"
     "  redis.call('HINCRBY', kh, 'v', 1)\n"
     "end\n"
-    "local out, atts, i = {}, {}, 8\n"
+    "local out, atts, i = {}, {}, 9\n"
     "while i <= #ARGV do\n"
     "  local kind, k = ARGV[i], #out + 1\n"
     "  if kind == 'B' then\n"
     "    local id, a = begin(i + 1)\n"
-    "    out[k], atts[k] = {id, a.n}, a\n"
+    "    out[k], atts[k] = {id, a.n, epoch}, a\n"
     "    i = i + 16\n"
     "  else\n"
     "    local id, ref = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
     "    local a = nil\n"
-    "    if ref >= 0 then id, a = out[ref + 1][1], atts[ref + 1] end\n"
-    "    if id > 0 and not a then a = attempt_of(id) end\n"
-    "    if not a then\n"
-    "      out[k] = {0, 0}\n"
-    "    elseif kind == 'F' then\n"
-    "      ended(id, a.key, a.owner, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])\n"
-    "      if ARGV[i + 3] ~= 'pending' then redis.call('DEL', P..'att:'..id) end\n"
-    "      out[k] = {id, a.n}\n"
-    "    else\n"
-    "      if ARGV[i + 7] ~= '1' then\n"
-    "        ended(id, a.key, a.owner, 'completed', ARGV[i + 3], ARGV[i + 4])\n"
-    "      end\n"
-    "      if a.key ~= '' then keep_answer(a, ARGV[i + 3], ARGV[i + 5], ARGV[i + 6]) end\n"
-    "      redis.call('DEL', P..'att:'..id)\n"
-    "      out[k] = {id, a.n}\n"
+    "    if ref >= 0 then\n"
+    "      id, a = out[ref + 1][1], atts[ref + 1]\n"
+    "    elseif id > 0 then\n"
+    "      a = attempt_of(id, ARGV[i + 3])\n"
     "    end\n"
-    "    i = i + (kind == 'F' and 6 or 8)\n"
+    "    if not a or id == 0 then\n"
+    "      out[k] = {0, 0, 0}\n"
+    "    elseif kind == 'F' then\n"
+    "      ended(id, a, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])\n"
+    "      if ARGV[i + 4] ~= 'pending' then redis.call('DEL', P..'att:'..id) end\n"
+    "      out[k] = {id, a.n, epoch}\n"
+    "    else\n"
+    "      if ARGV[i + 8] ~= '1' then\n"
+    "        ended(id, a, 'completed', ARGV[i + 4], ARGV[i + 5])\n"
+    "      end\n"
+    "      if a.key ~= '' then keep_answer(a, ARGV[i + 4], ARGV[i + 6], ARGV[i + 7]) end\n"
+    "      redis.call('DEL', P..'att:'..id)\n"
+    "      out[k] = {id, a.n, epoch}\n"
+    "    end\n"
+    "    i = i + (kind == 'F' and 7 or 9)\n"
     "  end\n"
     "end\n"
     "return out\n";
 
-/* ARGV: P, cap, key. What guard mode's rule needs of the key; attempts in
- * flight whose owner's lease is gone end as unknown first. Returns
- * {v, attempts, first_ms, in_flight, in_flight_pid, unknown, answered,
+/* ARGV: P, cap, epoch, key. What guard mode's rule needs of the key;
+ * attempts in flight whose owner's lease is gone end as unknown first
+ * (marked lapsed, should their real outcome come after all). Returns {v,
+ * attempts, first_ms, in_flight, in_flight_pid, unknown, answered,
  * status, too_large, bytes}. */
 static const char look_script[] = PRELUDE
-    "local key = ARGV[3]\n"
+    "local key = ARGV[4]\n"
     "local kh = P..'k:'..key\n"
     "local h = redis.call('HGETALL', kh)\n"
     "local st, flights = {}, {}\n"
@@ -179,7 +207,9 @@ static const char look_script[] = PRELUDE
     "  if owner and redis.call('EXISTS', P..'owner:'..owner) == 1 then\n"
     "    live, live_pid = live + 1, tonumber(pid)\n"
     "  else\n"
-    "    ended(f[1], key, owner, 'unknown', 0, -1)\n"
+    "    local ah = P..'att:'..f[1]\n"
+    "    if redis.call('EXISTS', ah) == 1 then redis.call('HSET', ah, 'l', '1') end\n"
+    "    ended(f[1], {key = key, owner = owner}, 'unknown', 0, -1)\n"
     "  end\n"
     "end\n"
     "local a = redis.call('HMGET', P..'a:'..key, 's', 'big', 'b')\n"
@@ -187,9 +217,10 @@ static const char look_script[] = PRELUDE
     "        live, live_pid, tonumber(redis.call('HGET', kh, 'u') or '0'),\n"
     "        a[1] and 1 or 0, a[1] or '0', a[2] or '0', a[3] or ''}\n";
 
-/* ARGV: P, cap, key. Returns {attempts, answers}. */
+/* ARGV: P, cap, epoch, key. Returns {attempts, answers}. A key state made
+ * here (its own expired, its answer not) expires with the answer. */
 static const char forget_script[] = PRELUDE
-    "local key = ARGV[3]\n"
+    "local key = ARGV[4]\n"
     "local kh, anh = P..'k:'..key, P..'a:'..key\n"
     "local n = tonumber(redis.call('HGET', kh, 'n') or '0')\n"
     "local answers = redis.call('EXISTS', anh)\n"
@@ -197,39 +228,44 @@ static const char forget_script[] = PRELUDE
     "  for _, f in ipairs(redis.call('HKEYS', kh)) do\n"
     "    if string.sub(f, 1, 2) == 'p:' then redis.call('HDEL', kh, f) end\n"
     "  end\n"
+    "  local left = redis.call('PTTL', anh)\n"
     "  redis.call('HSET', kh, 'b', n, 'u', 0)\n"
     "  redis.call('HDEL', kh, 'f')\n"
     "  redis.call('HINCRBY', kh, 'v', 1)\n"
     "  redis.call('DEL', anh)\n"
+    "  if redis.call('PTTL', kh) < 0 then\n"
+    "    redis.call('PEXPIRE', kh, left > 0 and left or 86400000)\n"
+    "  end\n"
     "end\n"
     "return {n, answers}\n";
 
-/* ARGV: P, cap, owner, outcome. Every attempt of the owner still in
- * flight ends with outcome; its lease goes. Returns how many. */
+/* ARGV: P, cap, epoch, owner, outcome. Every attempt of the owner still
+ * in flight ends with outcome; its lease goes. Returns how many. */
 static const char finish_owner_script[] = PRELUDE
-    "local owner, o = ARGV[3], ARGV[4]\n"
+    "local owner, o = ARGV[4], ARGV[5]\n"
     "local ids = redis.call('SMEMBERS', P..'pend:'..owner)\n"
     "for _, id in ipairs(ids) do\n"
     "  local key = redis.call('HGET', P..'att:'..id, 'k')\n"
-    "  ended(id, key or '', owner, o, 0, -1)\n"
+    "  ended(id, {key = key or '', owner = owner}, o, 0, -1)\n"
     "  redis.call('DEL', P..'att:'..id)\n"
     "end\n"
     "redis.call('DEL', P..'pend:'..owner, P..'owner:'..owner)\n"
     "return #ids\n";
 
-/* ARGV: P, cap, owner, pid, lease ms. Renews the owner's lease while it
- * has attempts in flight. Returns 1, or 0 when it has none. */
+/* ARGV: P, cap, epoch, owner, pid, lease ms. Renews the owner's lease
+ * while it has attempts in flight. Returns 1, or 0 when it has none. */
 static const char keepalive_script[] = PRELUDE
-    "local owner = ARGV[3]\n"
+    "local owner = ARGV[4]\n"
     "if redis.call('SCARD', P..'pend:'..owner) == 0 then return 0 end\n"
-    "redis.call('SET', P..'owner:'..owner, ARGV[4], 'PX', tonumber(ARGV[5]))\n"
+    "redis.call('SET', P..'owner:'..owner, ARGV[5], 'PX', tonumber(ARGV[6]))\n"
     "return 1\n";
 
-/* ARGV: P, cap, name, proposal. The value stored under P name: proposal
- * if there was none (SET NX). For the secret and the schema version. */
+/* ARGV: P, cap, epoch, name, proposal. The value stored under P name:
+ * proposal if there was none (SET NX). For the secret and the schema
+ * version. */
 static const char set_once_script[] = PRELUDE
-    "redis.call('SET', P..ARGV[3], ARGV[4], 'NX')\n"
-    "return redis.call('GET', P..ARGV[3])\n";
+    "redis.call('SET', P..ARGV[4], ARGV[5], 'NX')\n"
+    "return redis.call('GET', P..ARGV[4])\n";
 
 const char *const redis_scripts[REDIS_SCRIPTS] = {
     [REDIS_APPLY] = apply_script,

@@ -5,11 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "location.h"
 #include "private_path.h"
 #include "secret.h"
+
+/* This machine's copy of the secret a Redis journal shares. */
+#define SHARED_SECRET_FILE "shared-secret"
 
 /* Whoever could swap the secret would know every key: its directory must
  * be the user's (private_path.h). */
@@ -30,25 +35,30 @@ static struct key_ctx *keys_of(const char *secret, char *err, size_t err_size)
     return keys;
 }
 
+/* The state directory, made if missing, and checked private before and
+ * after: another user may make it in between, in a sticky directory like
+ * /tmp. */
+static int state_dir(char *dir, size_t size, char *err, size_t err_size)
+{
+    if (secret_state_dir(dir, size) != 0) {
+        snprintf(err, err_size, "no state directory for the secret (HOME unset?)");
+        return -1;
+    }
+    if (private_dir(dir, err, err_size) != 0)
+        return -1;
+    if (secret_make_dir(dir) != 0) {
+        snprintf(err, err_size, "cannot create %s", dir);
+        return -1;
+    }
+    return private_dir(dir, err, err_size);
+}
+
 struct key_ctx *keysource_open_local(char *err, size_t err_size)
 {
     char dir[PATH_MAX];
     char *secret = NULL;
-    if (secret_state_dir(dir, sizeof(dir)) != 0) {
-        snprintf(err, err_size, "no state directory for the secret (HOME unset?)");
-        return NULL;
-    }
-    /* Checked before it is made and again after: another user may make
-     * it in between, in a sticky directory like /tmp. */
-    if (private_dir(dir, err, err_size) != 0)
-        return NULL;
-    if (secret_make_dir(dir) != 0) {
-        snprintf(err, err_size, "cannot create %s", dir);
-        return NULL;
-    }
-    if (private_dir(dir, err, err_size) != 0)
-        return NULL;
-    if (secret_load_or_create(dir, &secret, err, err_size) != 0)
+    if (state_dir(dir, sizeof(dir), err, err_size) != 0 ||
+        secret_load_or_create(dir, &secret, err, err_size) != 0)
         return NULL;
     struct key_ctx *keys = keys_of(secret, err, err_size);
     /* The secret lives on only inside the keyed MAC context. */
@@ -57,26 +67,45 @@ struct key_ctx *keysource_open_local(char *err, size_t err_size)
     return keys;
 }
 
-/* The secret every machine sharing the journal at location uses: the
- * first to ask stores its proposal there, once (journal_shared_secret). */
+/* The secret of every machine sharing the journal at location. Each
+ * proposes its copy (made at random the first time); the first one
+ * stored is everybody's (journal_shared_secret), and each machine keeps a
+ * copy of it. So keys stay the same when the server cannot be asked, and
+ * when it lost its data: the copies are proposed again. */
 static struct key_ctx *shared_keys(const char *location, char *err, size_t err_size)
 {
-    char proposal[SECRET_CHARS + 1], secret[256];
-    struct key_ctx *keys = NULL;
-    if (secret_generate(proposal) != 0) {
-        snprintf(err, err_size, "no random bytes for a secret");
+    char dir[PATH_MAX], path[PATH_MAX + 32], stored[256];
+    char *copy = NULL;
+    struct stat st;
+    if (state_dir(dir, sizeof(dir), err, err_size) != 0)
         return NULL;
-    }
+    snprintf(path, sizeof(path), "%s/" SHARED_SECRET_FILE, dir);
+    int had_copy = lstat(path, &st) == 0;
+    if (secret_load_or_create_file(dir, SHARED_SECRET_FILE, &copy, err, err_size) != 0)
+        return NULL;
     struct journal *j = journal_open(location, 0, err, err_size);
-    if (!j)
-        return NULL;
-    if (journal_shared_secret(j, proposal, secret, sizeof(secret)) == 0)
-        keys = keys_of(secret, err, err_size);
-    else
+    int asked = j && journal_shared_secret(j, copy, stored, sizeof(stored)) == 0;
+    if (j && !asked)
         snprintf(err, err_size, "cannot read the shared secret: %s", journal_error(j));
     journal_close(j);
-    memset(proposal, 0, sizeof(proposal));
-    memset(secret, 0, sizeof(secret));
+    struct key_ctx *keys = NULL;
+    if (asked) {
+        char why[256];
+        /* A copy that could not be updated only costs the next process
+         * that cannot reach the server its shared keys. */
+        if (strcmp(stored, copy) != 0)
+            secret_store_file(dir, SHARED_SECRET_FILE, stored, why, sizeof(why));
+        keys = keys_of(stored, err, err_size);
+    } else if (had_copy) {
+        /* The fleet's secret, as this machine last learnt it. */
+        keys = keys_of(copy, err, err_size);
+    } else {
+        /* Never learnt: the proposal just made must not pass for a copy. */
+        unlink(path);
+    }
+    memset(stored, 0, sizeof(stored));
+    memset(copy, 0, strlen(copy));
+    free(copy);
     return keys;
 }
 

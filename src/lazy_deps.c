@@ -10,9 +10,6 @@
  * (the first connection it tracks). A process that already loaded them
  * gets its own copy back from dlopen: one SQLite, one libcrypto.
  *
- * hiredis is loaded later still, by lazy_deps_load_hiredis(), and only by
- * a process whose journal is in Redis.
- *
  * Built with RETRYSAFE_LAZY_DEPS only (the glibc shim). The musl build
  * links static copies in, and the tool links them normally; for those,
  * lazy_deps_load() has nothing to do.
@@ -27,20 +24,12 @@ int lazy_deps_load(char *err, size_t err_size)
     return 0;
 }
 
-int lazy_deps_load_hiredis(char *err, size_t err_size)
-{
-    (void)err, (void)err_size;
-    return 0;
-}
-
 #else
 
 #include <dlfcn.h>
 #define OPENSSL_SUPPRESS_DEPRECATED   /* SHA256_Init and its kin: see key.c */
 #include <openssl/crypto.h>
-#include <hiredis/hiredis.h>
 #include <openssl/sha.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -201,84 +190,5 @@ int SHA256_Init(SHA256_CTX *c)
 { return real_SHA256_Init(c); }
 int SHA256_Update(SHA256_CTX *c, const void *d, size_t n)
 { return real_SHA256_Update(c, d, n); }
-
-/* ---- hiredis ---- */
-
-#ifndef RETRYSAFE_HIREDIS_SONAME
-#define RETRYSAFE_HIREDIS_SONAME "libhiredis.so.0.14"
-#endif
-
-static __typeof__(redisConnectWithTimeout) *real_redisConnectWithTimeout;
-static __typeof__(redisSetTimeout) *real_redisSetTimeout;
-static __typeof__(redisCommandArgv) *real_redisCommandArgv;
-static __typeof__(redisAppendCommandArgv) *real_redisAppendCommandArgv;
-static __typeof__(redisGetReply) *real_redisGetReply;
-static __typeof__(redisFree) *real_redisFree;
-static __typeof__(freeReplyObject) *real_freeReplyObject;
-
-static const struct {
-    const char *name;
-    void **slot;
-} hiredis_symbols[] = {
-    { "redisConnectWithTimeout", (void **)&real_redisConnectWithTimeout },
-    { "redisSetTimeout", (void **)&real_redisSetTimeout },
-    { "redisCommandArgv", (void **)&real_redisCommandArgv },
-    { "redisAppendCommandArgv", (void **)&real_redisAppendCommandArgv },
-    { "redisGetReply", (void **)&real_redisGetReply },
-    { "redisFree", (void **)&real_redisFree },
-    { "freeReplyObject", (void **)&real_freeReplyObject },
-};
-
-static pthread_mutex_t hiredis_lock = PTHREAD_MUTEX_INITIALIZER;
-static int hiredis_loaded;
-static char hiredis_error[256];
-
-int lazy_deps_load_hiredis(char *err, size_t err_size)
-{
-    if (__atomic_load_n(&hiredis_loaded, __ATOMIC_ACQUIRE))
-        return 0;
-    pthread_mutex_lock(&hiredis_lock);
-    if (!hiredis_loaded && !hiredis_error[0]) {
-        void *lib = dlopen(RETRYSAFE_HIREDIS_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-        if (!lib)
-            snprintf(hiredis_error, sizeof(hiredis_error), "cannot load %s (install "
-                     "libhiredis0.14): %s", RETRYSAFE_HIREDIS_SONAME, dlerror());
-        for (size_t i = 0; lib && i < sizeof(hiredis_symbols) / sizeof(hiredis_symbols[0]);
-             i++)
-            if (!(*hiredis_symbols[i].slot = dlsym(lib, hiredis_symbols[i].name))) {
-                snprintf(hiredis_error, sizeof(hiredis_error), "%s has no %s",
-                         RETRYSAFE_HIREDIS_SONAME, hiredis_symbols[i].name);
-                break;
-            }
-        if (!hiredis_error[0])
-            __atomic_store_n(&hiredis_loaded, 1, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&hiredis_lock);
-    if (hiredis_loaded)
-        return 0;
-    snprintf(err, err_size, "%s", hiredis_error);
-    return -1;
-}
-
-/* Every other call comes after a connection: only this one loads. */
-redisContext *redisConnectWithTimeout(const char *ip, int port, const struct timeval tv)
-{
-    char err[8];
-    if (lazy_deps_load_hiredis(err, sizeof(err)) != 0)
-        return NULL;
-    return real_redisConnectWithTimeout(ip, port, tv);
-}
-int redisSetTimeout(redisContext *c, const struct timeval tv)
-{ return real_redisSetTimeout(c, tv); }
-void *redisCommandArgv(redisContext *c, int argc, const char **argv, const size_t *lens)
-{ return real_redisCommandArgv(c, argc, argv, lens); }
-int redisAppendCommandArgv(redisContext *c, int argc, const char **argv, const size_t *lens)
-{ return real_redisAppendCommandArgv(c, argc, argv, lens); }
-int redisGetReply(redisContext *c, void **reply)
-{ return real_redisGetReply(c, reply); }
-void redisFree(redisContext *c)
-{ real_redisFree(c); }
-void freeReplyObject(void *reply)
-{ real_freeReplyObject(reply); }
 
 #endif

@@ -9,8 +9,4 @@
  * needs them may run then. */
 int lazy_deps_load(char *err, size_t err_size);
 
-/* Loads libhiredis (once), for a journal in Redis. Returns 0, or -1 with
- * the reason in err. */
-int lazy_deps_load_hiredis(char *err, size_t err_size);
-
 #endif

@@ -327,9 +327,10 @@ static int make_temp(const char *dir, char *tmp, size_t tmp_size)
     return mkostemp(tmp, O_CLOEXEC);
 }
 
-/* Writes text into a private temp file and links it to path. */
+/* Writes text into a private temp file and links it to path; with
+ * replace, renames it over whatever path holds. */
 static int publish(const char *dir, const char *path, const char *text,
-                   size_t len)
+                   size_t len, int replace)
 {
     char tmp[PATH_MAX];
     int fd = make_temp(dir, tmp, sizeof tmp);
@@ -343,7 +344,10 @@ static int publish(const char *dir, const char *path, const char *text,
         rc = FAILED;
         saved = errno;
     }
-    if (rc == CREATED && link(tmp, path) < 0) {
+    if (rc == CREATED && replace && rename(tmp, path) < 0) {
+        saved = errno;
+        rc = FAILED;
+    } else if (rc == CREATED && !replace && link(tmp, path) < 0) {
         saved = errno;
         rc = saved == EEXIST ? LOST_RACE : FAILED;
     }
@@ -380,7 +384,7 @@ static int create_secret(const char *dir, const char *path, char **out,
     }
     text[2 * SECRET_RANDOM] = '\n';
 
-    rc = publish(dir, path, text, sizeof text);
+    rc = publish(dir, path, text, sizeof text, 0);
     if (rc == FAILED)
         set_err(err, err_size, "cannot create %s: %s", path, strerror(errno));
     if (rc == CREATED) {
@@ -401,6 +405,35 @@ static int create_secret(const char *dir, const char *path, char **out,
 int secret_load_or_create(const char *dir, char **out, char *err,
                           size_t err_size)
 {
+    return secret_load_or_create_file(dir, SECRET_FILE, out, err, err_size);
+}
+
+int secret_store_file(const char *dir, const char *name, const char *secret,
+                      char *err, size_t err_size)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(secret);
+    if (format_path(path, sizeof path, "%s/%s", dir, name) < 0 || len == 0 ||
+        len > SECRET_MAX) {
+        set_err(err, err_size, "cannot store a secret in %s", dir);
+        return -1;
+    }
+    char text[SECRET_MAX + 1];
+    memcpy(text, secret, len);
+    text[len] = '\n';
+    int rc = publish(dir, path, text, len + 1, 1);
+    wipe(text, sizeof text);
+    if (rc != CREATED) {
+        set_err(err, err_size, "cannot store %s: %s", path, strerror(errno));
+        return -1;
+    }
+    sync_dir(dir);
+    return 0;
+}
+
+int secret_load_or_create_file(const char *dir, const char *name, char **out, char *err,
+                               size_t err_size)
+{
     char path[PATH_MAX];
     if (err && err_size > 0)
         err[0] = '\0';
@@ -409,8 +442,7 @@ int secret_load_or_create(const char *dir, char **out, char *err,
         return -1;
     }
     *out = NULL;
-    if (!dir || !*dir || format_path(path, sizeof path, "%s/" SECRET_FILE,
-                                     dir) < 0) {
+    if (!dir || !*dir || format_path(path, sizeof path, "%s/%s", dir, name) < 0) {
         set_err(err, err_size, "cannot name the secret file: the state "
                 "directory is missing or too long");
         return -1;

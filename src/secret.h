@@ -26,6 +26,17 @@ int secret_make_dir(const char *path);
  * writes a reason to err. */
 int secret_load_or_create(const char *dir, char **out, char *err, size_t err_size);
 
+/* The same for the file name in dir: "secret" is the user's own;
+ * "shared-secret" keeps a copy of the one a Redis journal shares
+ * (keysource.c). */
+int secret_load_or_create_file(const char *dir, const char *name, char **out, char *err,
+                               size_t err_size);
+
+/* Replaces the file name in dir with secret, atomically, mode 0600.
+ * Returns 0, or -1 with the reason in err. */
+int secret_store_file(const char *dir, const char *name, const char *secret,
+                      char *err, size_t err_size);
+
 /* A new secret, as the file would hold it: 64 random hex characters.
  * Returns 0, or -1 (errno set). */
 enum { SECRET_CHARS = 64 };

@@ -118,8 +118,7 @@ static struct key_ctx *open_keys(void)
     int server = !config.secret &&
                  location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND &&
                  journal_scheme_len(location) > 0;
-    if (!server || lazy_deps_load_hiredis(err, sizeof(err)) == 0)
-        keys = keysource_open(&config, NULL, err, sizeof(err));
+    keys = keysource_open(&config, NULL, err, sizeof(err));
     if (!keys && server) {
         log_msg(CONFIG_LOG_WARN, "%s; keys come from this machine's own secret, which "
                 "other machines do not share (set RETRYSAFE_SECRET on every machine)",
@@ -331,8 +330,6 @@ static void open_journal(void)
     int found = location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND;
     journal_retry_ms = found && journal_scheme_len(location) ? SHIM_SERVER_RETRY_MS
                                                              : SHIM_JOURNAL_RETRY_MS;
-    if (found && journal_scheme_len(location) && lazy_deps_load_hiredis(err, sizeof(err)) != 0)
-        found = 0;
     if (found && location_journal_private(location, err, sizeof(err)) == 0) {
         journal = journal_open(location, 1, err, sizeof(err));
         /* Again, now that what was missing exists: another user may have
@@ -409,5 +406,9 @@ __attribute__((destructor)) static void shim_unload(void)
     if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != SHIM_ACTIVE)
         return;
     hooks_release_all_held();
+    /* Its journal calls are the shim's own: a connection they make (to
+     * Redis) must not be taken for the application's. */
+    hooks_in_shim++;
     flight_process_exit();
+    hooks_in_shim--;
 }

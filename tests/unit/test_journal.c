@@ -257,7 +257,9 @@ START_TEST(test_locations)
     /* Port 1 of the loopback: nothing listens there. */
     open_refused("redis://127.0.0.1:1/0", 1,
                  "cannot connect to Redis at redis://127.0.0.1:1: Connection refused");
-    open_refused("REDIS://127.0.0.1:1", 1, "Connection refused");
+    /* The same server again, at once: not asked, it is resting. */
+    open_refused("redis://127.0.0.1:1", 1, "redis://127.0.0.1:1 failed moments ago");
+    open_refused("REDIS://127.0.0.1:2", 1, "Connection refused");
     open_refused("redis://127.0.0.1:99999", 1, "port must be a number");
     open_refused("rediss://127.0.0.1:1", 1, "rediss:// needs hiredis with TLS");
     open_refused("ftp://host/x.db", 1, "unknown journal location scheme \"ftp://\"");
