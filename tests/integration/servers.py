@@ -1011,6 +1011,8 @@ class RedisServer:
     users     {name: password}: ACL users with every right (`user NAME on
               >PASS ~* &* +@all`); without a password the default user is
               then switched off, so that only they can log in.
+    timeout   Redis's `timeout`: seconds after which it closes an idle
+              client's connection (0, the default: never).
 
     url(...) is the journal location (redis://[user:password@]127.0.0.1:
     PORT[/db], credentials %-encoded); cli(*args) runs one command as the
@@ -1023,7 +1025,7 @@ class RedisServer:
     Raises harness.Skip when redis-server is not installed.
     """
 
-    def __init__(self, directory, password=None, users=None):
+    def __init__(self, directory, password=None, users=None, timeout=0):
         import shutil
         import subprocess
         from harness import Skip
@@ -1039,6 +1041,7 @@ class RedisServer:
         self.log = os.path.join(self.dir, "redis.log")
         self.password = password
         self.users = dict(users or {})
+        self.timeout = timeout
         self.proc = None
         self.paused = False
         last = ""
@@ -1053,7 +1056,7 @@ class RedisServer:
         argv = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", self.dir,
                 "--logfile", self.log, "--daemonize", "no",
-                "--databases", "16"]
+                "--databases", "16", "--timeout", str(self.timeout)]
         if self.password is not None:
             argv += ["--requirepass", self.password]
         for name, pw in self.users.items():

@@ -26,11 +26,12 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import time
 
 from harness import (PYTHON, assert_bytes, assert_tagged, client,
-                     expected_key, musl, post_request, timeout)
+                     expected_key, musl, need, post_request, timeout)
 from test_guard import (BODY, FORM, PATH, PY_RAW, _answer_of, _assert_rows,
                         _finish, _key, _kill_mid_request, _problem, _raw,
                         _raw_popen, _raw_run, _request, _sent_keys, _split,
@@ -955,3 +956,198 @@ def test_redis_no_files_beside_journal(ctx):
         "files made beside a Redis journal: %r" % files)
     assert not [f for f in os.listdir(ctx.tmp) if f.startswith("redis:")], (
         os.listdir(ctx.tmp))
+
+
+# -- 12. what the review of the Redis journal found (a342192) -----------------
+
+@timeout(20)
+def test_redis_host_with_its_own_hiredis(ctx):
+    # redis-cli carries a hiredis of its own. Under the shim, with the
+    # journal in Redis and no RETRYSAFE_SECRET (the shim asks Redis for the
+    # secret as soon as redis-cli connects), it still works.
+    cli = need("redis-cli")
+    r = ctx.redis_server()
+    env = _shim(ctx, "a", "*", r.url(), secret=False)
+    p = ctx.run([cli, "-p", r.port, "ping"], env=env, check=False)
+    assert p.returncode == 0 and p.stdout == b"PONG\n", (
+        "redis-cli under the shim: exit %d, stdout %r, stderr %r"
+        % (p.returncode, p.stdout, p.stderr[-600:]))
+    assert r.cli("GET", P + "secret"), (
+        "the shim did not ask Redis for the secret: %r" % (r.keys(),))
+
+
+@timeout(60)
+def test_redis_late_answer_from_before_data_loss_not_another_attempts(ctx):
+    # Process A's request is in flight when Redis restarts empty; process
+    # B's request then gets the first attempt id of the new data, the one
+    # A's attempt had. A's answer, when it comes, must not end B's attempt:
+    # B's retry gets B's answer replayed. (A's request takes 10 s: its
+    # writer meets the dead connection at its 5 s lease renewal, and has a
+    # new one when the answer comes.)
+    r = ctx.redis_server()
+    ka = _server(ctx, delay=10.0, status=201)
+    kb = _server(ctx, delay=14.0)
+    a = _raw_popen(ctx, ka, _guard(ctx, "a", ka, r), body="a=1",
+                   script=PY_RAW_PATIENT)
+    _wait_for("A's attempt in flight", lambda: r.keys(P + "owner:*"))
+    r.stop()
+    assert r.start() is None, "redis-server did not start again: %s" % (
+        r.errors(),)
+    b = _raw_popen(ctx, kb, _guard(ctx, "b", kb, r), body="b=2",
+                   script=PY_RAW_PATIENT)
+    key_b = _key(kb, "b=2")
+    _wait_for("B's attempt in flight",
+              lambda: r.keys(P + "k:" + key_b) and r.keys(P + "owner:*"))
+    first_a = _finish(a, "process A", timeout=30)
+    assert first_a.startswith(b"HTTP/1.1 201 "), first_a[:200]
+    assert P + "a:" + key_b not in r.keys(), (
+        "A's answer was kept for B's key %s while B is in flight: %r"
+        % (key_b, _hash(r, P + "a:" + key_b)))
+    first_b = _finish(b, "process B", timeout=30)
+    assert_bytes(_answer_of(kb), first_b, "process B received")
+    retry = _raw(ctx, kb, _guard(ctx, "c", kb, r), body="b=2")
+    assert kb.count == 1, "B's retry was sent: %r" % _sent_keys(kb)
+    assert_replay(first_b, retry, "B's retry (A's answer was %r)"
+                  % first_a[:40])
+
+
+@timeout(40)
+def test_redis_keys_stable_when_redis_down_or_emptied(ctx):
+    # Without RETRYSAFE_SECRET, a machine keeps a copy of the secret it got
+    # from Redis: the same request gets the same key with Redis up, down,
+    # and restarted empty (the copy is proposed again), the key `retrysafe
+    # key` predicts. Only a machine that never reached Redis uses its own
+    # secret, and says so.
+    r = ctx.redis_server()
+    s = ctx.recording_server()
+
+    def key_on(name):
+        s.clear()
+        p = _raw_run(ctx, s, _shim(ctx, name, s.authority, r.url(),
+                                   secret=False))
+        vals = s.wait_requests(1)[0].header_values("Idempotency-Key")
+        assert len(vals) == 1, vals
+        return vals[0].decode(), p.stderr
+
+    up, err = key_on("a")
+    _no_warning(err, "Redis up")
+    r.stop()
+    down, err = key_on("a")
+    _one_warning(err, "Redis down", b"Redis at redis://127.0.0.1:%d" % r.port)
+    assert down == up, "machine a's key changed when Redis went down: %s, " \
+        "then %s; stderr %r" % (up, down, err)
+    assert b"own secret" not in err, err
+    other, err = key_on("b")
+    assert b"this machine's own secret" in err, (
+        "a machine that never reached Redis does not say it uses its own "
+        "secret: %r" % err)
+    assert other != up, "machine b (never reached Redis) sent %s too" % up
+    assert r.start() is None, "redis-server did not start again: %s" % (
+        r.errors(),)
+    again, err = key_on("a")
+    _no_warning(err, "Redis restarted empty")
+    assert again == up, "machine a's key changed when Redis restarted " \
+        "empty: %s, then %s" % (up, again)
+    with open(os.path.join(ctx.tmp, "machine-a", "state", "retrysafe",
+                           "shared-secret"), "rb") as f:
+        assert f.read().strip() == r.cli("GET", P + "secret")
+    env = _tool_env(ctx, r)
+    del env["RETRYSAFE_SECRET"]
+    p = ctx.tool("key", "--content-type", FORM, "POST", s.url(PATH),
+                 ctx.write(BODY), env=env)
+    assert p.stdout.decode().strip() == up, (
+        "retrysafe key printed %r, machine a sent %s" % (p.stdout, up))
+
+
+def _redis_clients(r):
+    """How many connections Redis has, the one asking included."""
+    return len(r.cli("CLIENT", "LIST").splitlines())
+
+
+@timeout(30)
+def test_redis_connection_closed_while_idle_replaced(ctx):
+    # Redis's `timeout` closes a connection idle for 1 s. A long-running
+    # guard-mode process whose connections were closed so still finds its
+    # request's first attempt: the retry is replayed, not sent again.
+    r = ctx.redis_server(timeout=1)
+    k = _server(ctx)
+    steps = _Steps(ctx, k, _guard(ctx, "a", k, r))
+    _, first = steps.send(BODY)
+    _wait_for("the first attempt's answer in Redis",
+              lambda: P + "a:" + _key(k) in r.keys())
+    _wait_for("Redis to close the idle connections",
+              lambda: _redis_clients(r) == 1, timeout=5)
+    _, second = steps.send(BODY)
+    err = steps.close()
+    k.wait_idle(10)
+    assert k.count == 1, "the retry after the idle close was sent: %r" % (
+        _sent_keys(k),)
+    assert_replay(first, second, "the retry after the idle close")
+    _no_warning(err, "a connection closed while idle")
+    _assert_rows(_rows(ctx, r, k.authority),
+                 [("completed", 200), ("replayed", 200)], _key(k))
+
+
+@timeout(30)
+def test_redis_window_shorter_than_request(ctx):
+    # RETRYSAFE_WINDOW=1s, an answer after 2.5 s: the attempt in flight
+    # outlives the window, its outcome is journaled.
+    r = ctx.redis_server()
+    k = _server(ctx, delay=2.5)
+    out = _raw(ctx, k, _guard(ctx, "a", k, r, window="1s"))
+    assert_bytes(_answer_of(k), out, "the client received")
+    _assert_rows(_rows(ctx, r, k.authority), [("completed", 200)], _key(k))
+
+
+@timeout(30)
+def test_redis_huge_window(ctx):
+    # The largest window the configuration takes (106751991167 days: the
+    # milliseconds just fit in 63 bits) is kept as ten years in Redis,
+    # where the answer is replayed from.
+    window = "106751991167d"
+    r = ctx.redis_server()
+    k = _server(ctx)
+    key = _key(k)
+    a = _raw_run(ctx, k, _guard(ctx, "a", k, r, window=window))
+    _no_warning(a.stderr, "a huge window")
+    second = _raw(ctx, k, _guard(ctx, "b", k, r, window=window))
+    assert k.count == 1, "the retry was sent: %r" % _sent_keys(k)
+    assert_replay(a.stdout, second, "the retry in a huge window")
+    _assert_rows(_rows(ctx, r, k.authority),
+                 [("completed", 200), ("replayed", 200)], key)
+    pttl = r.cli("PTTL", P + "k:" + key)
+    assert 0 < pttl <= 10 * 365 * 24 * 3600 * 1000, (
+        "PTTL %sk:%s = %r, expected at most ten years" % (P, key, pttl))
+    flights = [f for f in _hash(r, P + "k:" + key) if f.startswith("p:")]
+    assert not flights, "attempts left in flight: %r" % flights
+
+
+@timeout(90)
+def test_redis_late_outcome_after_lapsed_lease_known(ctx):
+    # Process A is stopped (SIGSTOP) with its request at the server until
+    # its lease (15 s) lapses: a retry then is refused, unknown outcome.
+    # A continues and gets its answer, a 503 (not final: not kept for
+    # replay). The outcome is known now: the next retry is sent.
+    r = ctx.redis_server()
+    k = _server(ctx, delay=1.0, status=503)
+    key = _key(k)
+    a = _raw_popen(ctx, k, _guard(ctx, "a", k, r, wait="1s"),
+                   script=PY_RAW_PATIENT)
+    _wait_for("A's attempt in flight", lambda: [
+        f for f in _hash(r, P + "k:" + key) if f.startswith("p:")])
+    a.send_signal(signal.SIGSTOP)
+    try:
+        _wait_for("A's lease to lapse", lambda: not r.keys(P + "owner:*"),
+                  timeout=30)
+        c = _raw(ctx, k, _guard(ctx, "c", k, r, wait="1s"))
+        _problem(c, "unknown-outcome", key, "a retry after the lease lapsed")
+    finally:
+        a.send_signal(signal.SIGCONT)
+    first = _finish(a, "process A", timeout=30)
+    assert_bytes(_answer_of(k), first, "process A received")
+    d = _raw(ctx, k, _guard(ctx, "d", k, r, wait="1s"))
+    k.wait_idle(10)
+    assert _sent_keys(k) == [key, key], (
+        "the retry after A's 503 was not sent (server saw %r); it got %r"
+        % (_sent_keys(k), d[:400]))
+    assert_bytes(_answer_of(k, 1), d, "the retry after A's 503")
