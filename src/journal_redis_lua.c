@@ -79,15 +79,20 @@
     "end\n"
 
 /* ARGV: P, cap, epoch, owner, owner's pid, lease ms, expected key ("" for
- * none), its expected v, then the ops (journal_redis.h; an op on an
- * attempt names it by number and epoch). Returns {id, attempt, epoch} per
- * op ({0, 0, 0}: its attempt is gone), or {-1} when the expected key's v
- * changed: nothing was written. */
+ * none), its expected v ("new": no state and no answer at all), then the
+ * ops (journal_redis.h; an op on an attempt names it by number and
+ * epoch). Returns {id, attempt, epoch} per op ({0, 0, 0}: its attempt is
+ * gone), or {-1} when the expected key is not as expected: nothing was
+ * written. */
 static const char apply_script[] = PRELUDE
     "local owner, opid, lease = ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
     "if ARGV[7] ~= '' then\n"
-    "  local v = redis.call('HGET', P..'k:'..ARGV[7], 'v') or '0'\n"
-    "  if v ~= ARGV[8] then return {-1} end\n"
+    "  local v = redis.call('HGET', P..'k:'..ARGV[7], 'v')\n"
+    "  if ARGV[8] == 'new' then\n"
+    "    if v or redis.call('EXISTS', P..'a:'..ARGV[7]) == 1 then return {-1} end\n"
+    "  elseif (v or '0') ~= ARGV[8] then\n"
+    "    return {-1}\n"
+    "  end\n"
     "end\n"
     "redis.call('SET', P..'owner:'..owner, opid, 'PX', lease)\n"
     "local function begin(i)\n"
@@ -148,6 +153,7 @@ static const char apply_script[] = PRELUDE
     "  redis.call('HSET', anh, 'n', a.n, 's', s, 'big', big, 'b', bytes)\n"
     "  redis.call('PEXPIRE', anh, a.ttl)\n"
     "  redis.call('HINCRBY', kh, 'v', 1)\n"
+    "  keep(kh, a.ttl)\n"   /* the key's state outlives its answer */
     "end\n"
     "local out, atts, i = {}, {}, 9\n"
     "while i <= #ARGV do\n"
