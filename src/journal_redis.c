@@ -105,7 +105,10 @@ static void owner_token(char out[33])
 /* When the server last failed, for every connection of the process to
  * it (the secret's, the journal's, the writer's): one that just failed
  * is not asked again by another before the rest is over: REDIS_RETRY_MS,
- * doubled after each failure in a row, up to REDIS_RETRY_MAX_MS. The
+ * doubled after each slow failure in a row (a server that accepts and
+ * does not answer costs every request a wait), up to REDIS_RETRY_MAX_MS.
+ * A quick failure (refused: the server is down) rests REDIS_RETRY_MS, so
+ * the journal is back soon after the server is. The
  * server is known by a hash of its location: the shim has one, the tool
  * and the tests may try several. Atomics, not a lock: a fork may come at
  * any time, and a torn pair costs at most one needless wait. */
@@ -123,13 +126,15 @@ static uint64_t hash_of(const char *where)
 
 static int server_resting(const struct rd *r);
 
-static void server_failed(const struct rd *r)
+static void server_failed(const struct rd *r, int slow)
 {
     /* Connections that fail together (the writer's beside a request's)
      * are one failure, not several in a row. */
     if (server_resting(r))
         return;
     __atomic_store_n(&server_resting_hash, hash_of(r->where), __ATOMIC_RELAXED);
+    if (!slow)
+        __atomic_store_n(&server_failures, 0, __ATOMIC_RELAXED);
     int n = __atomic_add_fetch(&server_failures, 1, __ATOMIC_RELAXED);
     int64_t rest = (int64_t)REDIS_RETRY_MS << (n < 5 ? n - 1 : 4);
     if (rest > REDIS_RETRY_MAX_MS)
@@ -151,14 +156,16 @@ static int server_resting(const struct rd *r)
 
 static int fail_io(struct rd *r, const char *what)
 {
+    int e = errno;
     const char *why = r->c && r->c->errstr[0] ? r->c->errstr : "connection lost";
-    if (r->c && r->c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+    int slow = e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT || e == EINPROGRESS;
+    if (r->c && r->c->err == REDIS_ERR_IO && (e == EAGAIN || e == EWOULDBLOCK))
         why = "no answer in time";
     journal_fail("%s Redis at %s: %s", what, r->where, why);
     if (r->c)
         redisFree(r->c);
     r->c = NULL;
-    server_failed(r);
+    server_failed(r, slow);
     return -1;
 }
 
@@ -265,9 +272,8 @@ static int connect_now(struct rd *r)
     r->c = redisConnectWithTimeout(r->url.host, r->url.port,
                                    ms_to_tv(REDIS_CONNECT_TIMEOUT_MS));
     if (!r->c) {
-        journal_fail("%s Redis at %s: out of memory (or libhiredis not loaded)", what,
-                     r->where);
-        server_failed(r);
+        journal_fail("%s Redis at %s: out of memory", what, r->where);
+        server_failed(r, 0);
         return -1;
     }
     if (r->c->err)
@@ -299,7 +305,7 @@ static int connect_now(struct rd *r)
          * once would be refused the same way. */
         redisFree(r->c);
         r->c = NULL;
-        server_failed(r);
+        server_failed(r, 0);
     }
     return rc;
 }
@@ -535,6 +541,10 @@ static void rd_close(void *state)
  * child connects anew at its first call. */
 static void rd_drop_in_child(void *state)
 {
+    /* Just forked, one thread: the token's lock may have been held by a
+     * thread of the parent, and the token is the parent's anyway. */
+    self.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    self.pid = 0;
     struct rd *r = state;
     if (r && r->c) {
         close(r->c->fd);

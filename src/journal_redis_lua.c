@@ -60,10 +60,11 @@
      * lapsed) ends with outcome o: it leaves the key's flights. An unknown
      * outcome is counted if it was still there (not forgotten, not already
      * counted); a real one that comes after its lease lapsed takes back
-     * the unknown the lapse counted. */ \
+     * the unknown the lapse counted. A key state that expired meanwhile
+     * (an attempt longer than its window) is not made again. */ \
     "local function ended(id, a, o, s, d)\n" \
-    "  if a.key ~= '' then\n" \
-    "    local kh = P..'k:'..a.key\n" \
+    "  local kh = P..'k:'..a.key\n" \
+    "  if a.key ~= '' and redis.call('EXISTS', kh) == 1 then\n" \
     "    local flying = redis.call('HDEL', kh, 'p:'..id) == 1\n" \
     "    if flying and o == 'unknown' then\n" \
     "      redis.call('HINCRBY', kh, 'u', 1)\n" \
@@ -136,9 +137,12 @@ static const char apply_script[] = PRELUDE
     "      'len', len, 'o', o, 's', s, 'd', d)\n"
     "  return id, {key = key, n = n, ttl = ttl, owner = owner}\n"
     "end\n"
+    /* Only the process that began an attempt ends it: an id it still
+     * holds from before the server went back to a snapshot may have been
+     * given since to another process's attempt. */
     "local function attempt_of(id, of_epoch)\n"
     "  local a = redis.call('HMGET', P..'att:'..id, 'k', 'n', 'w', 'o', 'e', 'l')\n"
-    "  if not a[1] or a[5] ~= of_epoch then return nil end\n"
+    "  if not a[1] or a[5] ~= of_epoch or a[4] ~= owner then return nil end\n"
     "  return {key = a[1], n = tonumber(a[2]), ttl = tonumber(a[3]), owner = a[4],\n"
     "          lapsed = a[6] == '1'}\n"
     "end\n"

@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "journal.h"
 #include "location.h"
@@ -53,7 +51,8 @@ static int state_dir(char *dir, size_t size, char *err, size_t err_size)
     return private_dir(dir, err, err_size);
 }
 
-struct key_ctx *keysource_open_local(char *err, size_t err_size)
+/* Keyed with the user's own secret file. */
+static struct key_ctx *open_local(char *err, size_t err_size)
 {
     char dir[PATH_MAX];
     char *secret = NULL;
@@ -68,56 +67,73 @@ struct key_ctx *keysource_open_local(char *err, size_t err_size)
 }
 
 /* The secret of every machine sharing the journal at location. Each
- * proposes its copy (made at random the first time); the first one
- * stored is everybody's (journal_shared_secret), and each machine keeps a
- * copy of it. So keys stay the same when the server cannot be asked, and
- * when it lost its data: the copies are proposed again. */
+ * proposes its copy (or, having none, a new one); the first one stored is
+ * everybody's (journal_shared_secret), and each machine keeps a copy of
+ * it once the server said which it is. So keys stay the same when the
+ * server cannot be asked, and when it lost its data: the copies are
+ * proposed again. NULL when this machine never learnt it and the server
+ * cannot be asked. */
 static struct key_ctx *shared_keys(const char *location, char *err, size_t err_size)
 {
-    char dir[PATH_MAX], path[PATH_MAX + 32], stored[256];
+    char dir[PATH_MAX], proposal[SECRET_CHARS + 1], stored[256];
     char *copy = NULL;
-    struct stat st;
     if (state_dir(dir, sizeof(dir), err, err_size) != 0)
         return NULL;
-    snprintf(path, sizeof(path), "%s/" SHARED_SECRET_FILE, dir);
-    int had_copy = lstat(path, &st) == 0;
-    if (secret_load_or_create_file(dir, SHARED_SECRET_FILE, &copy, err, err_size) != 0)
+    int have_copy = secret_load_file(dir, SHARED_SECRET_FILE, &copy, err, err_size);
+    if (have_copy < 0)
         return NULL;
+    if (have_copy > 0 && secret_generate(proposal) != 0) {
+        snprintf(err, err_size, "no random bytes for a secret");
+        return NULL;
+    }
     struct journal *j = journal_open(location, 0, err, err_size);
-    int asked = j && journal_shared_secret(j, copy, stored, sizeof(stored)) == 0;
+    int asked = j && journal_shared_secret(j, copy ? copy : proposal, stored,
+                                           sizeof(stored)) == 0;
     if (j && !asked)
         snprintf(err, err_size, "cannot read the shared secret: %s", journal_error(j));
     journal_close(j);
     struct key_ctx *keys = NULL;
     if (asked) {
         char why[256];
-        /* A copy that could not be updated only costs the next process
+        /* A copy that could not be written only costs the next process
          * that cannot reach the server its shared keys. */
-        if (strcmp(stored, copy) != 0)
+        if (!copy || strcmp(stored, copy) != 0)
             secret_store_file(dir, SHARED_SECRET_FILE, stored, why, sizeof(why));
         keys = keys_of(stored, err, err_size);
-    } else if (had_copy) {
-        /* The fleet's secret, as this machine last learnt it. */
-        keys = keys_of(copy, err, err_size);
-    } else {
-        /* Never learnt: the proposal just made must not pass for a copy. */
-        unlink(path);
+    } else if (copy) {
+        keys = keys_of(copy, err, err_size);   /* as this machine last learnt it */
     }
     memset(stored, 0, sizeof(stored));
-    memset(copy, 0, strlen(copy));
-    free(copy);
+    memset(proposal, 0, sizeof(proposal));
+    if (copy) {
+        memset(copy, 0, strlen(copy));
+        free(copy);
+    }
     return keys;
 }
 
 struct key_ctx *keysource_open(const struct config *cfg, const char *journal, char *err,
                                size_t err_size)
 {
+    if (err_size)
+        err[0] = '\0';
     if (cfg->secret)
         return keys_of(cfg->secret, err, err_size);
     char location[4096];
-    if (location_journal(journal ? journal : cfg->journal, location, sizeof(location)) ==
-            LOCATION_FOUND &&
-        journal_scheme_len(location) > 0)
-        return shared_keys(location, err, err_size);
-    return keysource_open_local(err, err_size);
+    if (location_journal(journal ? journal : cfg->journal, location, sizeof(location)) !=
+            LOCATION_FOUND ||
+        journal_scheme_len(location) == 0)
+        return open_local(err, err_size);
+    struct key_ctx *keys = shared_keys(location, err, err_size);
+    if (keys)
+        return keys;
+    /* Tagged all the same, consistently within this machine. */
+    char why[400];
+    snprintf(why, sizeof(why), "%s", err);
+    keys = open_local(err, err_size);
+    if (keys)
+        snprintf(err, err_size, "%s; keys come from this machine's own secret, which "
+                 "other machines do not share (set RETRYSAFE_SECRET on every machine)",
+                 why);
+    return keys;
 }

@@ -11,12 +11,10 @@
 #include "key.h"
 
 /* journal: the journal's location if not cfg's (the tool's --journal), or
- * NULL. NULL on failure, with the reason in err. */
+ * NULL. NULL on failure, with the reason in err. When a journal in Redis
+ * was to give the secret and cannot (a machine that never reached it),
+ * the user's own secret keys the requests, and err says so: a warning. */
 struct key_ctx *keysource_open(const struct config *cfg, const char *journal, char *err,
                                size_t err_size);
-
-/* Keyed with the user's own secret file, whatever cfg says: the shim's
- * fallback when the journal's server cannot be asked. */
-struct key_ctx *keysource_open_local(char *err, size_t err_size);
 
 #endif

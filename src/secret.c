@@ -402,12 +402,6 @@ static int create_secret(const char *dir, const char *path, char **out,
     return rc;
 }
 
-int secret_load_or_create(const char *dir, char **out, char *err,
-                          size_t err_size)
-{
-    return secret_load_or_create_file(dir, SECRET_FILE, out, err, err_size);
-}
-
 int secret_store_file(const char *dir, const char *name, const char *secret,
                       char *err, size_t err_size)
 {
@@ -431,8 +425,42 @@ int secret_store_file(const char *dir, const char *name, const char *secret,
     return 0;
 }
 
-int secret_load_or_create_file(const char *dir, const char *name, char **out, char *err,
-                               size_t err_size)
+/* Opens path for reading the secret: an fd, or -1 with errno set (ENOENT:
+ * none) and, unless ENOENT, the reason in err. */
+static int open_secret(const char *path, char *err, size_t err_size)
+{
+    /* O_NONBLOCK: a FIFO planted at the path must not hang us in open();
+     * the fstat check then refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd >= 0 || errno == ENOENT)
+        return fd;
+    int e = errno;
+    if (e == ELOOP)
+        set_err(err, err_size, "refusing %s: it is a symbolic link", path);
+    else
+        set_err(err, err_size, "cannot open %s: %s", path, strerror(e));
+    errno = e;
+    return -1;
+}
+
+int secret_load_file(const char *dir, const char *name, char **out, char *err,
+                     size_t err_size)
+{
+    char path[PATH_MAX];
+    *out = NULL;
+    if (format_path(path, sizeof path, "%s/%s", dir, name) < 0) {
+        set_err(err, err_size, "cannot name the secret file in %s", dir);
+        return -1;
+    }
+    int fd = open_secret(path, err, err_size);
+    if (fd < 0)
+        return errno == ENOENT ? 1 : -1;
+    int rc = read_secret(fd, path, out, err, err_size);
+    close(fd);
+    return rc;
+}
+
+int secret_load_or_create(const char *dir, char **out, char *err, size_t err_size)
 {
     char path[PATH_MAX];
     if (err && err_size > 0)
@@ -442,29 +470,20 @@ int secret_load_or_create_file(const char *dir, const char *name, char **out, ch
         return -1;
     }
     *out = NULL;
-    if (!dir || !*dir || format_path(path, sizeof path, "%s/%s", dir, name) < 0) {
+    if (!dir || !*dir || format_path(path, sizeof path, "%s/" SECRET_FILE, dir) < 0) {
         set_err(err, err_size, "cannot name the secret file: the state "
                 "directory is missing or too long");
         return -1;
     }
     for (int attempt = 0; attempt < SECRET_ATTEMPTS; attempt++) {
-        /* O_NONBLOCK: a FIFO planted at the path must not hang us in open();
-         * the fstat check then refuses it. */
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
-                      O_NOCTTY);
+        int fd = open_secret(path, err, err_size);
         if (fd >= 0) {
             int rc = read_secret(fd, path, out, err, err_size);
             close(fd);
             return rc;
         }
-        if (errno == ELOOP) {
-            set_err(err, err_size, "refusing %s: it is a symbolic link", path);
+        if (errno != ENOENT)
             return -1;
-        }
-        if (errno != ENOENT) {
-            set_err(err, err_size, "cannot open %s: %s", path, strerror(errno));
-            return -1;
-        }
         int rc = create_secret(dir, path, out, err, err_size);
         if (rc != LOST_RACE)
             return rc == CREATED ? 0 : -1;

@@ -26,11 +26,12 @@ int secret_make_dir(const char *path);
  * writes a reason to err. */
 int secret_load_or_create(const char *dir, char **out, char *err, size_t err_size);
 
-/* The same for the file name in dir: "secret" is the user's own;
- * "shared-secret" keeps a copy of the one a Redis journal shares
- * (keysource.c). */
-int secret_load_or_create_file(const char *dir, const char *name, char **out, char *err,
-                               size_t err_size);
+/* Reads the secret file name in dir ("shared-secret" keeps a copy of the
+ * one a Redis journal shares: keysource.c). Returns 0 with a malloc'd
+ * secret in *out, 1 when there is no such file, or -1 with the reason in
+ * err. */
+int secret_load_file(const char *dir, const char *name, char **out, char *err,
+                     size_t err_size);
 
 /* Replaces the file name in dir with secret, atomically, mode 0600.
  * Returns 0, or -1 with the reason in err. */

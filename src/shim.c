@@ -108,26 +108,16 @@ static int secure_exec(void)
     return getauxval(AT_SECURE) != 0;
 }
 
-/* The key secret: RETRYSAFE_SECRET; else, with a journal in Redis, the
- * one stored there for every machine; else (or when Redis cannot be
- * asked) this user's own. NULL: requests go out untagged. */
+/* The key secret (keysource.h). NULL: requests go out untagged. */
 static struct key_ctx *open_keys(void)
 {
-    char err[512], location[4096];
-    struct key_ctx *keys = NULL;
-    int server = !config.secret &&
-                 location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND &&
-                 journal_scheme_len(location) > 0;
-    keys = keysource_open(&config, NULL, err, sizeof(err));
-    if (!keys && server) {
-        log_msg(CONFIG_LOG_WARN, "%s; keys come from this machine's own secret, which "
-                "other machines do not share (set RETRYSAFE_SECRET on every machine)",
-                err);
-        keys = keysource_open_local(err, sizeof(err));
-    }
+    char err[768];
+    struct key_ctx *keys = keysource_open(&config, NULL, err, sizeof(err));
     if (!keys)
         log_msg(CONFIG_LOG_WARN, "no key secret: %s; set RETRYSAFE_SECRET. "
                 "Requests pass untagged", err);
+    else if (err[0])
+        log_msg(CONFIG_LOG_WARN, "%s", err);
     return keys;
 }
 

@@ -132,13 +132,15 @@ int cmd_key(int argc, char **argv)
         return tool_error("key: out of memory");
     }
     int status = 2;
-    char err[512];
+    char err[768];
     struct window w = { open_if_present(journal_path, cfg.journal), (int64_t)cfg.window_ms };
     struct key_ctx *keys = keysource_open(&cfg, journal_path, err, sizeof(err));
     if (!keys) {
         tool_error("key: %s", err);
         goto out;
     }
+    if (err[0])
+        fprintf(stderr, "retrysafe: warning: %s\n", err);
     if (!scope)
         scope = cfg.scope;
     struct key_request req = {
