@@ -1014,6 +1014,11 @@ class RedisServer:
     timeout   Redis's `timeout`: seconds after which it closes an idle
               client's connection (0, the default: never).
 
+Nothing is saved on its own (--save ''; stop() does not save either), but
+snapshot() makes an RDB file in `directory` (SAVE): each start() after it
+loads that snapshot instead of starting empty, as a Redis restarted after
+a crash goes back to its last snapshot.
+
     url(...) is the journal location (redis://[user:password@]127.0.0.1:
     PORT[/db], credentials %-encoded); cli(*args) runs one command as the
     server's own administrator (the first user, else the password) and
@@ -1151,6 +1156,10 @@ class RedisServer:
 
     # -- its life ---------------------------------------------------------
 
+    def snapshot(self):
+        """SAVE: the data as it is now is what start() loads from now on."""
+        assert self.cli("SAVE") == b"OK", "SAVE failed: %s" % self.errors()
+
     def pause(self):
         """SIGSTOP: connections are still accepted (the kernel's backlog),
         no command is answered."""
@@ -1169,8 +1178,9 @@ class RedisServer:
         self.proc.wait()
 
     def stop(self):
-        """Ends the server (SIGTERM, SIGKILL after 3 s); start() runs it
-        again on the same port, empty."""
+        """Ends the server (SIGTERM, SIGKILL after 3 s) without saving;
+        start() runs it again on the same port, empty (or from the last
+        snapshot())."""
         if self.proc is None or self.proc.poll() is not None:
             return
         if self.paused:
