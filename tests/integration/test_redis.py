@@ -976,23 +976,17 @@ def test_redis_host_with_its_own_hiredis(ctx):
         "the shim did not ask Redis for the secret: %r" % (r.keys(),))
 
 
-@timeout(60)
-def test_redis_late_answer_from_before_data_loss_not_another_attempts(ctx):
-    # Process A's request is in flight when Redis restarts empty; process
-    # B's request then gets the first attempt id of the new data, the one
-    # A's attempt had. A's answer, when it comes, must not end B's attempt:
-    # B's retry gets B's answer replayed. (A's request takes 10 s: its
-    # writer meets the dead connection at its 5 s lease renewal, and has a
-    # new one when the answer comes.)
-    r = ctx.redis_server()
-    ka = _server(ctx, delay=10.0, status=201)
-    kb = _server(ctx, delay=14.0)
+def _late_answer_of_a_not_bs(ctx, r, a_seconds, b_seconds, restart):
+    """Process A's request (answered 201 after a_seconds) is in flight
+    when restart() makes Redis start again; process B's request (200
+    after b_seconds, longer) then starts. A's answer, when it comes, must
+    not end B's attempt: B's retry gets B's answer replayed."""
+    ka = _server(ctx, delay=a_seconds, status=201)
+    kb = _server(ctx, delay=b_seconds)
     a = _raw_popen(ctx, ka, _guard(ctx, "a", ka, r), body="a=1",
                    script=PY_RAW_PATIENT)
     _wait_for("A's attempt in flight", lambda: r.keys(P + "owner:*"))
-    r.stop()
-    assert r.start() is None, "redis-server did not start again: %s" % (
-        r.errors(),)
+    restart()
     b = _raw_popen(ctx, kb, _guard(ctx, "b", kb, r), body="b=2",
                    script=PY_RAW_PATIENT)
     key_b = _key(kb, "b=2")
@@ -1009,6 +1003,23 @@ def test_redis_late_answer_from_before_data_loss_not_another_attempts(ctx):
     assert kb.count == 1, "B's retry was sent: %r" % _sent_keys(kb)
     assert_replay(first_b, retry, "B's retry (A's answer was %r)"
                   % first_a[:40])
+
+
+def _restart(r):
+    r.stop()
+    assert r.start() is None, "redis-server did not start again: %s" % (
+        r.errors(),)
+
+
+@timeout(60)
+def test_redis_late_answer_from_before_data_loss_not_another_attempts(ctx):
+    # Process A's request is in flight when Redis restarts empty; process
+    # B's request then gets the first attempt id of the new data, the one
+    # A's attempt had. A's answer, when it comes, must not end B's attempt.
+    # (A's request takes 10 s: its writer meets the dead connection at its
+    # 5 s lease renewal, and has a new one when the answer comes.)
+    r = ctx.redis_server()
+    _late_answer_of_a_not_bs(ctx, r, 10.0, 14.0, lambda: _restart(r))
 
 
 @timeout(40)
@@ -1151,3 +1162,154 @@ def test_redis_late_outcome_after_lapsed_lease_known(ctx):
         "the retry after A's 503 was not sent (server saw %r); it got %r"
         % (_sent_keys(k), d[:400]))
     assert_bytes(_answer_of(k, 1), d, "the retry after A's 503")
+
+
+# -- 13. what the second review found (2ceda80) --------------------------------
+
+@timeout(60)
+def test_redis_late_answer_after_snapshot_rollback_not_another_attempts(ctx):
+    # Redis goes back to its last snapshot (SAVE, then stopped without
+    # saving and started again) while process A's request is in flight:
+    # the epoch is the snapshot's and the attempt counter is wound back, so
+    # process B's request then gets the attempt id A holds. A's answer
+    # (after 6 s) must not end B's attempt.
+    r = ctx.redis_server()
+    warm = _server(ctx)
+    _raw(ctx, warm, _guard(ctx, "w", warm, r), body="warm=1")
+    r.snapshot()
+    snapshot_id = r.cli("GET", P + "id")
+
+    def back_to_snapshot():
+        assert r.cli("GET", P + "id") != snapshot_id, "A took no attempt id"
+        _restart(r)
+        assert r.cli("GET", P + "id") == snapshot_id, (
+            "Redis did not go back to the snapshot: id %r, expected %r"
+            % (r.cli("GET", P + "id"), snapshot_id))
+    _late_answer_of_a_not_bs(ctx, r, 6.0, 8.0, back_to_snapshot)
+
+
+@timeout(60)
+def test_redis_down_many_processes_at_once_one_key(ctx):
+    # A machine that never reached Redis, Redis down, no RETRYSAFE_SECRET:
+    # 24 processes send the same request at the same moment. Each falls
+    # back to the machine's own secret: one key for all, the one made with
+    # its `secret` file; none takes another's proposal for the fleet's
+    # secret, and no `shared-secret` copy is left (Redis never said which
+    # it is).
+    r = ctx.redis_server()
+    r.stop()
+    s = ctx.recording_server()
+    env = _shim(ctx, "m", s.authority, r.url(), secret=False, mode="tag")
+    f = ctx.write(_request(s))
+    at = time.time() + 1.5
+    ps = [subprocess.Popen([PYTHON, "-c", PY_RAW_AT, str(s.port), f,
+                            "%.3f" % at], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, cwd=ctx.tmp)
+          for _ in range(24)]
+    for i, p in enumerate(ps):
+        _finish(p, "process %d" % i, timeout=30)
+    reqs = s.wait_requests(24)
+    keys = collections.Counter(
+        b",".join(q.header_values("Idempotency-Key")).decode() for q in reqs)
+    assert len(keys) == 1, "24 processes sent the same request with %d " \
+        "keys: %r" % (len(keys), dict(keys))
+    state = os.path.join(ctx.tmp, "machine-m", "state", "retrysafe")
+    with open(os.path.join(state, "secret"), "rb") as fh:
+        own = fh.read().strip()
+    assert_tagged(reqs[0].raw, _request(s), "POST", s.authority, PATH, BODY,
+                  secret=own, what="keyed with the machine's own secret")
+    assert not os.path.exists(os.path.join(state, "shared-secret")), (
+        "a shared-secret copy was left though Redis was never reached: %r"
+        % os.listdir(state))
+
+
+@timeout(30)
+def test_redis_key_state_expired_under_attempt_not_made_again(ctx):
+    # RETRYSAFE_WINDOW=2s, an answer after 4 s that is not final (503):
+    # the key's state expired under the attempt. Ending the attempt must
+    # not make it again without an expiry (kept for ever).
+    r = ctx.redis_server()
+    k = _server(ctx, delay=4.0, status=503)
+    out = _raw(ctx, k, _guard(ctx, "a", k, r, window="2s"))
+    assert out.startswith(b"HTTP/1.1 503 "), out[:200]
+    kh = P + "k:" + _key(k)
+    pttl = r.cli("PTTL", kh)
+    assert pttl != -1, "%s has no expiry after the attempt ended: %r" % (
+        kh, _hash(r, kh))
+
+
+@timeout(90)
+def test_redis_journal_back_soon_after_refused_outage(ctx):
+    # A long-running guard-mode process keeps sending (every ~1 s) while
+    # Redis is down for 24 s: connections are refused, every request goes
+    # out tagged. A refused connection is a quick failure: the process
+    # rests 3 s after each, never longer, so within 6 s of Redis being back
+    # (empty) a request is journaled again and its retry replayed. (The
+    # rest used to double after each failure, to 24 s here, then 30 s.)
+    r, s, steps = _steps_on_machine_a(ctx, mode="guard")
+    steps.send("before=1")
+    r.stop()
+    down = time.monotonic()
+    i = 0
+    while time.monotonic() - down < 24:
+        i += 1
+        steps.send("down=%d" % i)
+        time.sleep(1)
+    assert r.start() is None, "redis-server did not start again: %s" % (
+        r.errors(),)
+    up = time.monotonic()
+    replayed_after = None
+    j = 0
+    while time.monotonic() - up < 6:
+        j += 1
+        _, first = steps.send("up=%d" % j)
+        _, retry = steps.send("up=%d" % j)
+        if _values(_split(retry, "retry")[1], "Idempotent-Replayed"):
+            replayed_after = time.monotonic() - up
+            assert_replay(first, retry, "the retry of up=%d" % j)
+            break
+        time.sleep(0.5)
+    assert replayed_after is not None, (
+        "no retry was replayed within 6 s of Redis being back (%d tries); "
+        "stderr %r" % (j, steps.stderr()[-800:]))
+    # Every request that was not a replay reached the server tagged.
+    steps.sent.pop()    # the replayed retry
+    steps.assert_all_tagged()
+    _one_warning(steps.close(), "the outage",
+                 b"Redis at redis://127.0.0.1:%d" % r.port)
+
+
+@timeout(20)
+def test_redis_tool_key_redis_down_never_reached_own_secret(ctx):
+    # `retrysafe key` with the journal in a Redis that is down, no
+    # RETRYSAFE_SECRET and no copy of the shared secret: it exits 0 and
+    # prints the key the shim on that machine sends (the machine's own
+    # secret), with a warning that says so.
+    r = ctx.redis_server()
+    r.stop()
+    env = _tool_env(ctx, r)
+    del env["RETRYSAFE_SECRET"]
+    p = ctx.tool("key", "--content-type", FORM, "POST",
+                 "http://127.0.0.1:1" + PATH, ctx.write(BODY), env=env,
+                 check=False)
+    assert p.returncode == 0, "retrysafe key exited %d; stderr %r" % (
+        p.returncode, p.stderr)
+    assert b"this machine's own secret" in p.stderr, (
+        "no warning that the machine's own secret is used: %r" % p.stderr)
+    state = os.path.join(ctx.tmp, "machine-tool", "state", "retrysafe")
+    with open(os.path.join(state, "secret"), "rb") as fh:
+        own = fh.read().strip()
+    printed = p.stdout.decode().strip()
+    assert printed == expected_key("POST", "127.0.0.1:1", PATH, BODY,
+                                   secret=own, content_type=FORM).decode(), (
+        "retrysafe key printed %r, not the key from this machine's secret"
+        % p.stdout)
+    s = ctx.recording_server()
+    shim = _shim(ctx, "tool", s.authority, r.url(), secret=False)
+    p = ctx.tool("key", "--content-type", FORM, "POST", s.url(PATH),
+                 ctx.write(BODY), env=env, check=False)
+    _raw_run(ctx, s, shim)
+    sent = s.wait_requests(1)[0].header_values("Idempotency-Key")
+    assert sent == [p.stdout.strip()], (
+        "retrysafe key printed %r, the shim on that machine sent %r"
+        % (p.stdout, sent))
