@@ -1009,8 +1009,10 @@ class RedisServer:
 
     password  requirepass: the default user's password.
     users     {name: password}: ACL users with every right (`user NAME on
-              >PASS ~* &* +@all`); without a password the default user is
-              then switched off, so that only they can log in.
+              >PASS ~* &* +@all`), or {name: (password, "RULES ...")}
+              with those rules instead; without a password the default
+              user is then switched off, so that only they can log in.
+              cli() logs in as the first.
     timeout   Redis's `timeout`: seconds after which it closes an idle
               client's connection (0, the default: never).
 
@@ -1065,7 +1067,8 @@ a crash goes back to its last snapshot.
         if self.password is not None:
             argv += ["--requirepass", self.password]
         for name, pw in self.users.items():
-            argv += ["--user", name, "on", ">" + pw, "~*", "&*", "+@all"]
+            pw, rules = pw if isinstance(pw, tuple) else (pw, "~* &* +@all")
+            argv += ["--user", name, "on", ">" + pw] + rules.split()
         if self.users and self.password is None:
             argv += ["--user", "default", "off"]
         return argv
@@ -1115,6 +1118,7 @@ a crash goes back to its last snapshot.
         if user is None and password is None:
             if self.users:
                 user, password = next(iter(self.users.items()))
+                password = password[0] if isinstance(password, tuple) else password
             else:
                 password = self.password
         cred = ""
@@ -1134,7 +1138,7 @@ a crash goes back to its last snapshot.
             cmds = []
             if self.users:
                 name, pw = next(iter(self.users.items()))
-                cmds.append(("AUTH", name, pw))
+                cmds.append(("AUTH", name, pw[0] if isinstance(pw, tuple) else pw))
             elif self.password is not None:
                 cmds.append(("AUTH", self.password))
             if db:

@@ -583,6 +583,17 @@ def test_redis_password_and_acl_user(ctx):
     _dedup_through(ctx, u, url, "ACL user")
     assert any(k.startswith(P + "a:") for k in u.keys()), u.keys()
 
+    # The least rights README gives for such a user: its keys, and the
+    # commands its scripts and the tool use. Guard mode and the tool work.
+    rules = "~retrysafe:* +@read +@write +@keyspace +@scripting"
+    m = ctx.redis_server(users={"admin": "admin-pass", "agent": ("agent-pass", rules)})
+    url = m.url(user="agent", password="agent-pass")
+    _dedup_through(ctx, m, url, "least-rights ACL user")
+    assert any(k.startswith(P + "a:") for k in m.keys()), m.keys()
+    for command in (["stats"], ["dump", "--json"], ["prune", "--older-than", "1d"]):
+        p = ctx.tool(*command, env=_tool_env(ctx, m, url))
+        assert p.returncode == 0 and not p.stderr, (command, p.returncode, p.stderr)
+
 
 @timeout(40)
 def test_redis_wrong_password_warns_without_it(ctx):
