@@ -481,8 +481,9 @@ def bench_redis(tmp, on):
         for mode, extra_us, total_us in added:
             note(f"{mode} mode: {total_us:.0f} us per request with the journal in Redis, "
                  f"{extra_us:+.0f} us against SQLite")
-        note("tag mode writes from a background thread, batched: one script per batch; "
-             "guard mode asks Redis twice before each request leaves (look, then record)")
+        note("every request asks Redis for its window before it leaves; tag mode writes "
+             "from a background thread, one script per batch; guard mode claims a new "
+             "request with one more script before it leaves")
     finally:
         stop(redis)
 
