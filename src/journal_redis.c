@@ -8,7 +8,7 @@
  * cost a request its record, never the request. Every command waits at
  * most REDIS_COMMAND_TIMEOUT_MS (a connection REDIS_CONNECT_TIMEOUT_MS);
  * after a failure the connection is dropped and, for REDIS_RETRY_MS
- * (doubled after each failure in a row, up to REDIS_RETRY_MAX_MS), calls
+ * (doubled after each slow failure in a row, up to REDIS_RETRY_MAX_MS), calls
  * fail at once rather than each wait again; the next call after that
  * connects anew. A connection the server closed while it sat idle (its
  * `timeout` setting) is noticed before use and replaced at once. The
@@ -82,7 +82,7 @@ static void owner_token(char out[33])
     pthread_mutex_lock(&self.lock);
     if (self.pid != getpid()) {
         unsigned char raw[16];
-        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t)sizeof(raw)) {
             /* Unique enough: no two live processes of a machine share a
              * pid, and the time tells machines apart as well as it can. */
             struct timespec ts;

@@ -1106,6 +1106,7 @@ static void read_row(sqlite3_stmt *st, struct journal_row *r)
     if (journal_outcome_parse(text_column(st, 14), &r->outcome) < 0)
         r->outcome = JOURNAL_UNKNOWN;
     r->duration_ms = sqlite3_column_int64(st, 15);
+    r->settled = 0;   /* a reader asks the kernel about a pending row's pid */
 }
 
 static int sq_each(void *state, const struct journal_filter *f,

@@ -101,7 +101,10 @@ static struct key_ctx *shared_keys(const char *location, char *err, size_t err_s
             secret_store_file(dir, SHARED_SECRET_FILE, stored, why, sizeof(why));
         keys = keys_of(stored, err, err_size);
     } else if (copy) {
-        keys = keys_of(copy, err, err_size);   /* as this machine last learnt it */
+        /* As this machine last learnt it: the keys are right, and the
+         * journal's own warning tells of the server. */
+        err[0] = '\0';
+        keys = keys_of(copy, err, err_size);
     }
     memset(stored, 0, sizeof(stored));
     memset(proposal, 0, sizeof(proposal));

@@ -1059,6 +1059,8 @@ def test_redis_keys_stable_when_redis_down_or_emptied(ctx):
     assert down == up, "machine a's key changed when Redis went down: %s, " \
         "then %s; stderr %r" % (up, down, err)
     assert b"own secret" not in err, err
+    # The keys are right: the journal's warning is the only one.
+    assert err.count(b": warn: ") == 1, err
     other, err = key_on("b")
     assert b"this machine's own secret" in err, (
         "a machine that never reached Redis does not say it uses its own "
