@@ -467,7 +467,9 @@ static int step_line(struct http_req_parser *p, const char *data, size_t len,
      * the end of a line whose start came in an earlier call. */
     if ((!nl || p->line_len > 0) && line_append(p, s, take) != STEP_GO)
         return STEP_FAIL;
-    if (!nl && p->state == HTTP_REQ_LINE && p->line_len - take < EARLY_CHECK &&
+    /* <=: a window that ended with a CR, not judged then (it may be the
+     * terminator), is judged again now that the next byte is here. */
+    if (!nl && p->state == HTTP_REQ_LINE && p->line_len - take <= EARLY_CHECK &&
         early_check(p) != STEP_GO)
         return STEP_FAIL;
     *pos += take;
@@ -596,8 +598,9 @@ static int line_extendable(const struct http_req_parser *p)
         return 1;
     case HTTP_REQ_LINE:
         /* Once the method is complete, no byte can change the early
-         * verdict; it is short, so looking costs little. */
-        if (p->line_len >= EARLY_CHECK)
+         * verdict; it is short, so looking costs little. A window that
+         * ends with a CR is judged again by the next byte (step_line). */
+        if (p->line_len > EARLY_CHECK)
             return 1;
         return p->line_len > 0 &&
                !check_method(p->line, p->line_len, 0, &m) &&
