@@ -428,11 +428,14 @@ struct journal_ticket *journal_queue_begin_claimed(const struct journal_attempt 
 struct journal_ticket *journal_queue_ticket(int64_t id)
 {
     /* Its row is in flight, written by the claim: the writer keeps the
-     * process's lease on it, even before it has rows of its own. */
+     * process's lease on it, even before it has rows of its own. Woken
+     * only if it was not keeping one already: not once per request. */
     pthread_mutex_lock(&queue_lock);
-    keepalive_wanted = 1;
-    if (start_writer() == 0)
-        pthread_cond_signal(&queue_ready);
+    if (!keepalive_wanted) {
+        keepalive_wanted = 1;
+        if (start_writer() == 0)
+            pthread_cond_signal(&queue_ready);
+    }
     pthread_mutex_unlock(&queue_lock);
     return ticket_new(id);
 }

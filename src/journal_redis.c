@@ -50,9 +50,6 @@ enum {
     /* How long answers and keys are kept when the attempt names no
      * window (the tool's writes). */
     REDIS_DEFAULT_TTL_MS = 24 * 3600 * 1000,
-    /* A window's TTL is at most this (ten years): the scripts write every
-     * number with Lua's tostring(), exact only below 10^14. */
-    REDIS_MAX_TTL_MS_DIV_1000 = 10 * 365 * 24 * 3600,
     /* How often guard mode's claim looks again when its record lost a
      * race with another writer of the same key, before it gives up. */
     REDIS_CLAIM_TRIES = 50,
@@ -60,11 +57,17 @@ enum {
     REDIS_SCHEMA = 1,
 };
 
+/* A window's TTL is at most this (ten years): the scripts write every
+ * number with Lua's tostring(), exact only below 10^14. */
+static const int64_t REDIS_MAX_TTL_MS = (int64_t)10 * 365 * 24 * 3600 * 1000;
+
 struct rd {
     struct redis_url url;
     char where[320];          /* the location without credentials */
     redisContext *c;          /* NULL: not connected */
     char sha[REDIS_SCRIPTS][41];
+    int64_t epoch_proposal;   /* for a server that has none: see epoch_proposal */
+    int64_t asked_ms;         /* when the exchange now ending began (monotonic) */
 };
 
 /* ---- this process ---- */
@@ -113,6 +116,7 @@ static void owner_token(char out[33])
  * and the tests may try several. Atomics, not a lock: a fork may come at
  * any time, and a torn pair costs at most one needless wait. */
 static int64_t server_retry_at_ms;   /* monotonic */
+static int64_t server_failed_ms;     /* when the last failure was counted */
 static uint64_t server_resting_hash; /* the server resting */
 static int server_failures;          /* in a row */
 
@@ -129,9 +133,12 @@ static int server_resting(const struct rd *r);
 static void server_failed(const struct rd *r, int slow)
 {
     /* Connections that fail together (the writer's beside a request's)
-     * are one failure, not several in a row. */
-    if (server_resting(r))
+     * are one failure, not several in a row: so is one whose question
+     * was already on its way when another's failure was counted. */
+    if (server_resting(r) ||
+        r->asked_ms <= __atomic_load_n(&server_failed_ms, __ATOMIC_RELAXED))
         return;
+    __atomic_store_n(&server_failed_ms, clock_ms(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
     __atomic_store_n(&server_resting_hash, hash_of(r->where), __ATOMIC_RELAXED);
     if (!slow)
         __atomic_store_n(&server_failures, 0, __ATOMIC_RELAXED);
@@ -251,6 +258,7 @@ static int load_scripts(struct rd *r)
 
 static int set_once(struct rd *r, const char *name, const char *proposal,
                     char *out, size_t size);
+static int64_t epoch_proposal(void);
 
 /* The keys under REDIS_PREFIX must be a journal this code understands:
  * its schema, stored once by the first process to connect. */
@@ -269,6 +277,8 @@ static int check_schema(struct rd *r)
 static int connect_now(struct rd *r)
 {
     const char *what = "cannot connect to";
+    r->asked_ms = clock_ms(CLOCK_MONOTONIC);
+    r->epoch_proposal = epoch_proposal();
     r->c = redisConnectWithTimeout(r->url.host, r->url.port,
                                    ms_to_tv(REDIS_CONNECT_TIMEOUT_MS));
     if (!r->c) {
@@ -345,6 +355,7 @@ static redisReply *exchange(struct rd *r, int argc, const char **argv,
     pipe_guard_on(&g);
     redisReply *reply = NULL;
     if (connected(r) == 0) {
+        r->asked_ms = clock_ms(CLOCK_MONOTONIC);
         reply = redisCommandArgv(r->c, argc, argv, lens);
         if (!reply)
             fail_io(r, what);
@@ -433,7 +444,9 @@ static void add_int(struct args *a, int64_t v)
 /* ---- scripts ---- */
 
 /* An epoch for a server that has none (journal_redis_lua.c): random,
- * 1 to 2^20 - 1, so that it fits an id's top bits (id_of). */
+ * 1 to 2^20 - 1, so that it fits an id's top bits (rd_id_of). Drawn once
+ * per connection, not per script: it matters only the rare time the
+ * server's data is gone. */
 static int64_t epoch_proposal(void)
 {
     unsigned v = 0;
@@ -444,8 +457,8 @@ static int64_t epoch_proposal(void)
 }
 
 /* Starts a script's arguments: EVALSHA, its SHA1, no KEYS, the prefix,
- * the log's cap and an epoch proposal (journal_redis_lua.c). */
-static int script_args(struct args *a, int more)
+ * the log's cap and r's epoch proposal (journal_redis_lua.c). */
+static int script_args(const struct rd *r, struct args *a, int more)
 {
     if (args_room(a, 6 + more) < 0)
         return -1;
@@ -454,7 +467,7 @@ static int script_args(struct args *a, int more)
     add_text(a, "0");
     add_text(a, REDIS_PREFIX);
     add_text(a, REDIS_LOG_CAP);
-    add_int(a, epoch_proposal());
+    add_int(a, r->epoch_proposal);
     return 0;
 }
 
@@ -509,7 +522,7 @@ static int set_once(struct rd *r, const char *name, const char *proposal,
     const char *what = "cannot read the journal in";
     struct args a = { 0 };
     redisReply *reply = NULL;
-    if (script_args(&a, 2) == 0) {
+    if (script_args(r, &a, 2) == 0) {
         add_text(&a, name);
         add_text(&a, proposal);
         reply = run_script(r, REDIS_SET_ONCE, &a, what);
@@ -592,8 +605,8 @@ static void *rd_open(const char *location, int create)
 
 static int64_t ttl_of(const struct journal_attempt *a)
 {
-    const int64_t max = (int64_t)REDIS_MAX_TTL_MS_DIV_1000 * 1000;
-    return a->window_ms <= 0 ? REDIS_DEFAULT_TTL_MS : a->window_ms < max ? a->window_ms : max;
+    return a->window_ms <= 0 ? REDIS_DEFAULT_TTL_MS
+           : a->window_ms < REDIS_MAX_TTL_MS ? a->window_ms : REDIS_MAX_TTL_MS;
 }
 
 static void add_begin(struct args *a, const struct journal_attempt *at,
@@ -678,7 +691,7 @@ static int apply_ops(struct rd *r, struct journal_op *ops, size_t n,
     owner_token(owner);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     struct args a = { 0 };
-    int rc = script_args(&a, 5);
+    int rc = script_args(r, &a, 5);
     if (rc == 0) {
         add_text(&a, owner);
         add_text(&a, pid);
@@ -780,7 +793,7 @@ static int rd_finish_process(void *state, int pid, enum journal_outcome outcome)
     owner_token(owner);
     struct args a = { 0 };
     redisReply *reply = NULL;
-    if (script_args(&a, 2) == 0) {
+    if (script_args(r, &a, 2) == 0) {
         add_text(&a, owner);
         add_text(&a, journal_outcome_name(outcome));
         reply = run_script(r, REDIS_FINISH_OWNER, &a, what);
@@ -800,7 +813,7 @@ static int rd_keepalive(void *state)
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     struct args a = { 0 };
     redisReply *reply = NULL;
-    if (script_args(&a, 3) == 0) {
+    if (script_args(r, &a, 3) == 0) {
         add_text(&a, owner);
         add_text(&a, pid);
         add_int(&a, REDIS_LEASE_MS);
@@ -880,7 +893,7 @@ static int rd_claim(void *state, const struct journal_attempt *a,
         memset(out, 0, sizeof(*out));
         struct args look = { 0 };
         redisReply *reply = NULL;
-        if (script_args(&look, 1) == 0) {
+        if (script_args(r, &look, 1) == 0) {
             add_text(&look, a->key);
             reply = run_script(r, REDIS_LOOK, &look, what);
         }
@@ -919,7 +932,7 @@ static int rd_forget(void *state, const char *key, int *attempts, int *answers)
     const char *what = "cannot forget a key in";
     struct args a = { 0 };
     redisReply *reply = NULL;
-    if (script_args(&a, 1) == 0) {
+    if (script_args(r, &a, 1) == 0) {
         add_text(&a, key);
         reply = run_script(r, REDIS_FORGET, &a, what);
     }

@@ -318,8 +318,8 @@ static void open_journal(void)
 {
     char location[4096], err[512] = "no location for it (HOME unset?)";
     int found = location_journal(config.journal, location, sizeof(location)) == LOCATION_FOUND;
-    journal_retry_ms = found && journal_scheme_len(location) ? SHIM_SERVER_RETRY_MS
-                                                             : SHIM_JOURNAL_RETRY_MS;
+    int server = found && journal_scheme_len(location) > 0;
+    journal_retry_ms = server ? SHIM_SERVER_RETRY_MS : SHIM_JOURNAL_RETRY_MS;
     if (found && location_journal_private(location, err, sizeof(err)) == 0) {
         journal = journal_open(location, 1, err, sizeof(err));
         /* Again, now that what was missing exists: another user may have
@@ -332,7 +332,7 @@ static void open_journal(void)
     /* A server's journal has nothing beside it: without the filter and
      * the claim table, every lookup asks the journal, as it must when
      * other machines write to it too. */
-    if (journal && journal_scheme_len(location) == 0) {
+    if (journal && !server) {
         pthread_mutex_lock(&shared_lock);
         snprintf(seen_path, sizeof(seen_path), "%s-seen", location);
         snprintf(claims_path, sizeof(claims_path), "%s-claims", location);
